@@ -1,0 +1,70 @@
+"""Settings of the event transport, read once from the environment with working local defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
+DEFAULT_TOPIC = "kfchain.events"
+DEFAULT_DLQ_TOPIC = "kfchain.events.dlq"
+
+
+def kfchain_home(env: dict[str, str] | None = None) -> Path:
+    """``$KFCHAIN_HOME`` (default ``./.kfchain``): where all local state lives."""
+    env = os.environ if env is None else env  # type: ignore[assignment]
+    return Path(env.get("KFCHAIN_HOME", ".kfchain")).expanduser()
+
+
+def _float(env: dict[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number (seconds); unset it or give e.g. {name}={default:g}") from None
+    if value <= 0:
+        raise ValueError(f"{name}={raw!r} must be greater than 0")
+    return value
+
+
+def _bool(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name}={raw!r} is not a boolean; use true or false")
+
+
+@dataclass(frozen=True)
+class KafkaSettings:
+    """Where the events go: bootstrap servers, topics, timeouts."""
+
+    bootstrap_servers: str = DEFAULT_BOOTSTRAP
+    topic: str = DEFAULT_TOPIC
+    dlq_topic: str = DEFAULT_DLQ_TOPIC
+    timeout_s: float = 10.0
+    idempotence: bool = True
+    partitions: int = 3
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> KafkaSettings:
+        """Read ``KAFKA_BOOTSTRAP_SERVERS``, ``KFCHAIN_TOPIC``, ``KFCHAIN_DLQ_TOPIC``,
+        ``KFCHAIN_KAFKA_TIMEOUT``, ``KFCHAIN_KAFKA_IDEMPOTENCE``, ``KFCHAIN_TOPIC_PARTITIONS``."""
+        env = dict(os.environ if env is None else env)
+        partitions_raw = env.get("KFCHAIN_TOPIC_PARTITIONS", "3")
+        if not partitions_raw.isdigit() or int(partitions_raw) < 1:
+            raise ValueError(f"KFCHAIN_TOPIC_PARTITIONS={partitions_raw!r} must be a positive integer")
+        return cls(
+            bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP,
+            topic=env.get("KFCHAIN_TOPIC") or DEFAULT_TOPIC,
+            dlq_topic=env.get("KFCHAIN_DLQ_TOPIC") or DEFAULT_DLQ_TOPIC,
+            timeout_s=_float(env, "KFCHAIN_KAFKA_TIMEOUT", 10.0),
+            idempotence=_bool(env, "KFCHAIN_KAFKA_IDEMPOTENCE", True),
+            partitions=int(partitions_raw),
+        )
