@@ -157,11 +157,12 @@ class Consumer:
         msg = self._consumer.poll(timeout)
         if msg is None:
             return None
-        if msg.error():
-            if msg.error().code() == KafkaError._PARTITION_EOF:
+        error = msg.error()
+        if error is not None:
+            if error.code() == KafkaError._PARTITION_EOF:
                 return None
-            if msg.error().fatal():
-                raise KafkaException(msg.error())
+            if error.fatal():
+                raise KafkaException(error)
             return None
         return _received(msg)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,10 +12,10 @@ DEFAULT_TOPIC = "kfchain.events"
 DEFAULT_DLQ_TOPIC = "kfchain.events.dlq"
 
 
-def kfchain_home(env: dict[str, str] | None = None) -> Path:
+def kfchain_home(env: Mapping[str, str] | None = None) -> Path:
     """``$KFCHAIN_HOME`` (default ``./.kfchain``): where all local state lives."""
-    env = os.environ if env is None else env  # type: ignore[assignment]
-    return Path(env.get("KFCHAIN_HOME", ".kfchain")).expanduser()
+    source: Mapping[str, str] = os.environ if env is None else env
+    return Path(source.get("KFCHAIN_HOME") or ".kfchain").expanduser()
 
 
 def _float(env: dict[str, str], name: str, default: float) -> float:

@@ -104,7 +104,8 @@ class EventStore:
         limit: int | None = None,
     ) -> list[StoredEvent]:
         """Matching events ordered by time, newest last; ``limit`` keeps the newest ``limit``."""
-        where, args = [], []
+        where: list[str] = []
+        args: list[object] = []
         if type_prefix:
             where.append("type LIKE ? ESCAPE '\\'")
             args.append(type_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")

@@ -1,0 +1,1 @@
+"""kfchain's Knative Services (CloudEvent sinks) and the KServe predictor. Nothing imports this package."""
