@@ -2,15 +2,18 @@
 
 Kafka: CloudEvents Kafka Protocol Binding 1.0 (kafka-protocol-binding.md). Output is binary
 content mode (section 3.2): ``datacontenttype`` travels as the ``content-type`` header, every
-other attribute and extension as a ``ce_<name>`` header, and the message key is ``partitionkey``
-(section 3.4.1 / Partitioning extension). The SDK's ``to_binary`` drops ``ce_partitionkey``; we
-keep it so consumers that read headers only still see it. Input accepts binary and structured
-mode (section 3.3: ``content-type: application/cloudevents+json``).
+other attribute and extension as a ``ce_<name>`` header (3.2.3), and the message key is
+``partitionkey`` (3.1 "Key Mapping", Partitioning extension). The SDK's ``to_binary`` drops
+``ce_partitionkey``, but 3.1 says a key mapper "MUST NOT modify the CloudEvent", so we put it back.
+An event without data is a record without value (3.2.2). Input accepts binary and structured mode;
+the mode is chosen by the ``content-type`` header as section 3 says (prefix
+``application/cloudevents``, case-insensitive, means structured).
 HTTP: HTTP Protocol Binding 1.0, binary (``ce-`` headers) and structured mode.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -31,6 +34,7 @@ from events.errors import InvalidEventError
 from events.event import Event
 
 STRUCTURED_CONTENT_TYPE = "application/cloudevents+json"
+_CLOUDEVENTS_MEDIA_TYPE = "application/cloudevents"
 
 __all__ = ["KafkaRecord", "from_http", "from_json", "from_kafka", "to_http", "to_json", "to_kafka"]
 
@@ -68,6 +72,29 @@ def _to_event(sdk_event: Any) -> Event:
     return Event.from_attributes(attributes, sdk_event.get_data())
 
 
+# CloudEvents 1.0 "REQUIRED Attributes". The SDK quietly invents a missing ``id`` (a fresh UUID),
+# which would defeat deduplication on (source, id); we reject such a message instead.
+_REQUIRED = ("specversion", "id", "source", "type")
+
+
+def _require_attributes(present: Iterable[str], spelled: str) -> None:
+    """Raise ``InvalidEventError`` naming the first REQUIRED attribute missing from ``present``."""
+    names = set(present)
+    for name in _REQUIRED:
+        if name not in names:
+            raise InvalidEventError(name, f"is a required CloudEvents attribute ({spelled.format(name)} is missing)")
+
+
+def _structured_keys(body: bytes | str | None) -> list[str]:
+    try:
+        obj = json.loads(body or b"")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidEventError("cloudevent", f"structured mode needs a JSON object: {exc}") from exc
+    if not isinstance(obj, dict):
+        raise InvalidEventError("cloudevent", "structured mode needs a JSON object", obj)
+    return list(obj)
+
+
 def _sdk_error(exc: Exception) -> InvalidEventError:
     if isinstance(exc, InvalidEventError):
         return exc
@@ -83,20 +110,30 @@ def to_kafka(event: Event) -> KafkaRecord:
         headers["ce_partitionkey"] = event.partitionkey.encode()
     key = message.key.encode() if isinstance(message.key, str) else message.key
     value = message.value.encode() if isinstance(message.value, str) else message.value
+    if event.data is None:
+        value = b""  # 3.2.2: no data -> no value (the publisher sends a null value)
     return KafkaRecord(headers=tuple(headers.items()), key=key, value=value)
 
 
 def from_kafka(record: KafkaRecord) -> Event:
     """Decode a Kafka record in binary or structured mode; raise ``InvalidEventError`` with the reason."""
     headers = {k.lower(): v for k, v in record.headers}
-    content_type = (headers.get("content-type") or b"").decode(errors="replace")
+    content_type = (headers.get("content-type") or b"").decode(errors="replace").strip().lower()
     message = KafkaMessage(headers=headers, key=record.key, value=record.value)
     try:
+        if content_type.startswith(_CLOUDEVENTS_MEDIA_TYPE) and not content_type.startswith(
+            STRUCTURED_CONTENT_TYPE
+        ):
+            raise InvalidEventError(
+                "content-type", f"unsupported event format; only {STRUCTURED_CONTENT_TYPE} is read", content_type
+            )
         if content_type.startswith(STRUCTURED_CONTENT_TYPE):
+            _require_attributes(_structured_keys(record.value), "JSON member {!r}")
             # Structured mode: the SDK copies every header into the attributes; keep only ours.
             message = KafkaMessage(headers={}, key=record.key, value=record.value)
             sdk_event = _kafka_from_structured(message, data_unmarshaller=lambda d: d)
         elif "ce_specversion" in headers:
+            _require_attributes((k[3:] for k in headers if k.startswith("ce_")), "header ce_{}")
             sdk_event = _kafka_from_binary(message, data_unmarshaller=_json_or_text)
         else:
             raise InvalidEventError(
@@ -121,6 +158,10 @@ def from_http(headers: Mapping[str, str] | Iterable[tuple[str, str]], body: byte
     """Decode an HTTP CloudEvent (binary or structured); raise ``InvalidEventError`` with the reason."""
     items = headers.items() if isinstance(headers, Mapping) else headers
     lowered = {k.lower(): v for k, v in items}
+    if lowered.get("content-type", "").strip().lower().startswith(_CLOUDEVENTS_MEDIA_TYPE):
+        _require_attributes(_structured_keys(body), "JSON member {!r}")
+    elif any(k.startswith("ce-") for k in lowered):
+        _require_attributes((k[3:] for k in lowered if k.startswith("ce-")), "header ce-{}")
     try:
         return _to_event(_sdk_from_http(lowered, body, data_unmarshaller=_json_or_text))
     except (ce_errors.GenericException, ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -141,6 +182,12 @@ def from_json(text: str | bytes) -> Event:
         raise InvalidEventError("cloudevent", f"not JSON: {exc.msg}") from exc
     if not isinstance(obj, dict):
         raise InvalidEventError("cloudevent", "structured mode needs a JSON object", obj)
+    _require_attributes(obj, "JSON member {!r}")
     data = obj.pop("data", None)
-    obj.pop("data_base64", None)
+    encoded = obj.pop("data_base64", None)
+    if data is None and isinstance(encoded, str):
+        try:
+            data = base64.b64decode(encoded, validate=True)
+        except ValueError as exc:
+            raise InvalidEventError("data_base64", "is not valid base64") from exc
     return Event.from_attributes(obj, data)

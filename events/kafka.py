@@ -9,10 +9,18 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    TIMESTAMP_NOT_AVAILABLE,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka import Consumer as _Consumer
-from confluent_kafka import KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from events.codec import KafkaRecord, from_kafka, to_kafka
@@ -79,7 +87,7 @@ class Publisher:
 
         with self._lock:
             self._producer.produce(
-                topic, value=record.value, key=record.key, headers=list(record.headers), on_delivery=on_delivery
+                topic, value=record.value or None, key=record.key, headers=list(record.headers), on_delivery=on_delivery
             )
             deadline = time.monotonic() + self.settings.timeout_s + 1.0
             while not done.is_set() and time.monotonic() < deadline:
@@ -119,6 +127,7 @@ class Received:
     record: KafkaRecord
     event: Event | None
     error: InvalidEventError | None
+    timestamp: datetime | None = None  # the record's Kafka timestamp (create or log-append time)
 
     @property
     def lag_key(self) -> tuple[str, int]:
@@ -126,12 +135,16 @@ class Received:
 
 
 def _received(msg: Any) -> Received:
-    record = KafkaRecord(headers=tuple(msg.headers() or ()), key=msg.key(), value=msg.value() or b"")
+    # A header may carry a null value; the codec only deals in bytes.
+    headers = tuple((k, v if v is not None else b"") for k, v in (msg.headers() or ()))
+    record = KafkaRecord(headers=headers, key=msg.key(), value=msg.value() or b"")
     try:
         event, error = from_kafka(record), None
     except InvalidEventError as exc:
         event, error = None, exc
-    return Received(msg.topic(), msg.partition(), msg.offset(), record, event, error)
+    kind, millis = msg.timestamp()
+    timestamp = datetime.fromtimestamp(millis / 1000, UTC) if kind != TIMESTAMP_NOT_AVAILABLE else None
+    return Received(msg.topic(), msg.partition(), msg.offset(), record, event, error, timestamp)
 
 
 class Consumer:
@@ -188,8 +201,18 @@ class Consumer:
         self._consumer.close()
 
 
-def read_topic(settings: KafkaSettings, topic: str | None = None) -> Iterator[Received]:
-    """Every record of ``topic`` (all partitions, from the beginning up to now), without a group."""
+def read_topic(
+    settings: KafkaSettings,
+    topic: str | None = None,
+    *,
+    follow: bool = False,
+    stop: threading.Event | None = None,
+) -> Iterator[Received]:
+    """Every record of ``topic`` (all partitions, from the beginning up to now), without a group.
+
+    With ``follow`` it keeps yielding records as they arrive until ``stop`` is set (or the caller
+    stops iterating). Raises ``BrokerUnavailableError`` naming the address when Kafka does not answer.
+    """
     topic = topic or settings.topic
     consumer = _Consumer(
         {
@@ -197,6 +220,7 @@ def read_topic(settings: KafkaSettings, topic: str | None = None) -> Iterator[Re
             "group.id": "kfchain-reader",  # required by the client, never joined (assign, no commit)
             "enable.auto.commit": False,
             "client.id": "kfchain-reader",
+            "socket.connection.setup.timeout.ms": max(1000, int(settings.timeout_s * 1000)),
             **_QUIET,
         }
     )
@@ -205,24 +229,28 @@ def read_topic(settings: KafkaSettings, topic: str | None = None) -> Iterator[Re
         meta = metadata.topics.get(topic)
         if meta is None or meta.error is not None:
             return
-        ends: dict[int, int] = {}
+        ends: dict[int, int] = {}  # partition -> offset after its last record now
         assignment = []
         for partition in meta.partitions:
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=settings.timeout_s)
             if high > low:
                 ends[partition] = high
-                assignment.append(TopicPartition(topic, partition, low))
+            if high > low or follow:
+                assignment.append(TopicPartition(topic, partition, OFFSET_BEGINNING))
         if not assignment:
             return
         consumer.assign(assignment)
         deadline = time.monotonic() + settings.timeout_s * 3
-        while ends and time.monotonic() < deadline:
-            msg = consumer.poll(0.5)
+        while follow or (ends and time.monotonic() < deadline):
+            if stop is not None and stop.is_set():
+                return
+            msg = consumer.poll(0.2 if follow else 0.5)
             if msg is None or msg.error():
                 continue
+            partition, offset = msg.partition(), msg.offset()
             yield _received(msg)
-            if msg.offset() + 1 >= ends.get(msg.partition(), 0):
-                ends.pop(msg.partition(), None)
+            if partition is not None and offset is not None and offset + 1 >= ends.get(partition, 0):
+                ends.pop(partition, None)
     except KafkaException as exc:
         raise _unreachable(settings, "did not answer", exc) from exc
     finally:

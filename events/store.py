@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,6 +43,11 @@ CREATE INDEX IF NOT EXISTS events_time ON events (time);
 def _ts(value: datetime) -> str:
     """Fixed-width UTC text, so SQL string order is time order."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _like_prefix(prefix: str) -> str:
+    """A LIKE pattern (with ESCAPE '\\') matching strings that start with ``prefix`` literally."""
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 @dataclass(frozen=True)
@@ -96,19 +101,23 @@ class EventStore:
     def query(
         self,
         *,
-        type_prefix: str | None = None,
+        type_prefix: str | Sequence[str] | None = None,
         chain: str | None = None,
         subject: str | None = None,
         since: datetime | None = None,
         after_seq: int | None = None,
         limit: int | None = None,
     ) -> list[StoredEvent]:
-        """Matching events ordered by time, newest last; ``limit`` keeps the newest ``limit``."""
+        """Matching events ordered by time, newest last; ``limit`` keeps the newest ``limit``.
+
+        ``type_prefix`` may be several prefixes (an event matches any of them).
+        """
         where: list[str] = []
         args: list[object] = []
-        if type_prefix:
-            where.append("type LIKE ? ESCAPE '\\'")
-            args.append(type_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+        prefixes = [type_prefix] if isinstance(type_prefix, str) else list(type_prefix or ())
+        if any(prefixes):
+            where.append("(" + " OR ".join("type LIKE ? ESCAPE '\\'" for _ in prefixes) + ")")
+            args.extend(_like_prefix(p) for p in prefixes)
         if chain:
             where.append("chainid = ?")
             args.append(chain)
@@ -140,7 +149,7 @@ class EventStore:
         """Chain ids starting with ``prefix`` (users type the short id the log shows)."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT DISTINCT chainid FROM events WHERE chainid LIKE ? LIMIT 10", (prefix.replace("%", "") + "%",)
+                "SELECT DISTINCT chainid FROM events WHERE chainid LIKE ? ESCAPE '\\' LIMIT 10", (_like_prefix(prefix),)
             ).fetchall()
         return [r[0] for r in rows]
 

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from events.kafka import KafkaSettings
+from events.settings import KafkaSettings, kfchain_home
 
 DEFAULT_IMAGE = "ghcr.io/kfchain/kfchain:latest"
 DEFAULT_K_VALUES = (1, 3, 5, 7, 9)
@@ -38,11 +38,11 @@ class PipelinesSettings:
         """Build settings from ``env`` (default ``os.environ``); every variable is optional."""
         env = dict(os.environ if env is None else env)
         return cls(
-            home=Path(env.get("KFCHAIN_HOME") or ".kfchain"),
+            home=kfchain_home(env),
             model_name=env.get("KFCHAIN_MODEL_NAME") or "iris",
             kfp_host=env.get("KFP_HOST", ""),
             kfp_namespace=env.get("KFP_NAMESPACE", ""),
-            kafka=KafkaSettings.from_env(env) if _accepts_env(KafkaSettings.from_env) else KafkaSettings.from_env(),
+            kafka=KafkaSettings.from_env(env),
             cluster_kafka_bootstrap=env.get("KFCHAIN_CLUSTER_KAFKA_BOOTSTRAP", ""),
             pvc_size=env.get("KFCHAIN_PVC_SIZE") or "1Gi",
             pvc_storage_class=env.get("KFCHAIN_PVC_STORAGE_CLASS", ""),
@@ -79,11 +79,3 @@ def image() -> str:
     """
     return os.environ.get("KFCHAIN_IMAGE") or DEFAULT_IMAGE
 
-
-def _accepts_env(func: object) -> bool:
-    import inspect
-
-    try:
-        return "env" in inspect.signature(func).parameters  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return False

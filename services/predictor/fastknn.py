@@ -47,45 +47,80 @@ class FastKnn:
         return rows
 
     def predict_proba(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Class probabilities for ``rows`` (n, 4) and a mask of rows the fast path cannot decide.
+        """Class probabilities for ``rows`` (n, n_features) and a mask of undecided rows.
 
         Rows where the mask is True must be answered by scikit-learn instead.
         """
         scaled = self.transform(rows)
-        diff = scaled[:, None, :] - self.train[None, :, :]
-        sq_dist = np.einsum("ijk,ijk->ij", diff, diff)
+        diff = scaled[:, None, :] - self.train
+        sq_dist = (diff * diff).sum(axis=2)
+        order = np.argsort(sq_dist, axis=1, kind="stable")
         k = self.n_neighbors
-        n_train = self.train.shape[0]
-        if k < n_train:
-            part = np.argpartition(sq_dist, k, axis=1)[:, : k + 1]
-            part_dist = np.take_along_axis(sq_dist, part, axis=1)
-            order = np.argsort(part_dist, axis=1, kind="stable")
-            nearest = np.take_along_axis(part, order[:, :k], axis=1)
-            sorted_dist = np.take_along_axis(part_dist, order, axis=1)
-            kth, next_one = sorted_dist[:, k - 1], sorted_dist[:, k]
-            undecided = (next_one - kth) <= _TIE_TOLERANCE * np.maximum(next_one, 1.0)
-        else:
-            nearest = np.argsort(sq_dist, axis=1, kind="stable")[:, :k]
-            undecided = np.zeros(rows.shape[0], dtype=bool)
+        nearest = order[:, :k]
+        row_index = np.arange(rows.shape[0])[:, None]
         labels = self.train_labels[nearest]
+        undecided = np.zeros(rows.shape[0], dtype=bool)
+        if k < self.train.shape[0]:
+            # Training points (nearly) as far as the k-th neighbour could be in or out of the
+            # neighbour set depending on tree order; that only matters if their labels differ.
+            kth = sq_dist[row_index[:, 0], nearest[:, -1]][:, None]
+            band = np.abs(sq_dist - kth) <= _TIE_TOLERANCE * np.maximum(kth, 1.0)
+            band_labels = np.where(band, self.train_labels, -1)
+            undecided = (band_labels.max(axis=1) != np.where(band, self.train_labels, self.n_classes).min(axis=1))
         if self.distance_weighted:
-            dist = np.sqrt(np.take_along_axis(sq_dist, nearest, axis=1))
-            # scikit-learn switches to "exact matches only" when a neighbour is at distance 0;
-            # leave those rows to it rather than re-implement that rule.
-            undecided |= (dist == 0).any(axis=1)
+            dist = np.sqrt(sq_dist[row_index, nearest])
+            exact = dist == 0
             with np.errstate(divide="ignore"):
                 weights = 1.0 / dist
+            # scikit-learn's rule: a row with an exact match counts only its exact matches.
+            has_exact = exact.any(axis=1)
+            weights[has_exact] = exact[has_exact]
         else:
-            weights = np.ones(labels.shape)
+            weights = None
         votes = np.zeros((rows.shape[0], self.n_classes))
-        np.add.at(votes, (np.arange(rows.shape[0])[:, None], labels), weights)
-        if self.distance_weighted:
-            top_two = np.sort(votes, axis=1)[:, -2:] if self.n_classes > 1 else np.zeros((len(votes), 2))
+        for position in range(k):
+            votes[row_index[:, 0], labels[:, position]] += 1.0 if weights is None else weights[:, position]
+        if self.distance_weighted and self.n_classes > 1:
+            top_two = np.sort(votes, axis=1)[:, -2:]
             undecided |= (top_two[:, 1] - top_two[:, 0]) <= _TIE_TOLERANCE * np.maximum(top_two[:, 1], 1.0)
-        totals = votes.sum(axis=1, keepdims=True)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            proba = votes / totals
+        proba = votes / votes.sum(axis=1, keepdims=True)
         return proba, undecided
+
+    def predict_one(self, row: list[float]) -> tuple[int, list[float]] | None:
+        """Encoded class index and probabilities for one row, or ``None`` if sklearn must decide.
+
+        The same computation as :meth:`predict_proba`, trimmed to the fewest numpy calls: one
+        iris row costs ~40 us here against ~1-3 ms for ``Pipeline.predict``.
+        """
+        scaled = self.transform(np.asarray(row, dtype=np.float64))
+        diff = self.train - scaled
+        sq_dist = (diff * diff).sum(axis=1)
+        order = np.argsort(sq_dist, kind="stable")
+        k = self.n_neighbors
+        nearest = order[:k]
+        labels = self.train_labels[nearest]
+        if k < len(order):
+            kth = float(sq_dist[nearest[-1]])
+            next_one = float(sq_dist[order[k]])
+            if next_one - kth <= _TIE_TOLERANCE * max(kth, 1.0):
+                return None  # rare: let scikit-learn settle the neighbour set
+        if self.distance_weighted:
+            dist = np.sqrt(sq_dist[nearest])
+            exact = dist == 0
+            if exact.any():  # scikit-learn's rule: only the exact matches vote
+                weights = exact.astype(np.float64)
+            else:
+                weights = 1.0 / dist
+            votes = np.bincount(labels, weights=weights, minlength=self.n_classes)
+            top_two = np.sort(votes)[-2:]
+            if top_two[1] - top_two[0] <= _TIE_TOLERANCE * max(top_two[1], 1.0):
+                return None
+            proba = (votes / votes.sum()).tolist()
+        else:
+            counts = np.bincount(labels, minlength=self.n_classes).tolist()
+            proba = [count / k for count in counts]
+        best = max(range(self.n_classes), key=proba.__getitem__)  # first maximum, as np.argmax
+        return best, proba
 
 
 def compile_fast_knn(model: Any) -> FastKnn | None:

@@ -104,7 +104,7 @@ async def test_selector_state_survives_a_restart(tmp_path: Path) -> None:
     [
         ({"content-type": "application/json"}, b"{}", "cloudevent"),  # no ce- headers: not a CloudEvent
         ({"ce-specversion": "1.0", "ce-type": "x", "ce-source": "/s", "content-type": "application/json"}, b"{}",
-         "cloudevent"),  # no id
+         "id"),  # no id: the field is named
     ],
 )
 async def test_invalid_cloudevent_is_400_with_the_reason(tmp_path: Path, headers, body, field) -> None:

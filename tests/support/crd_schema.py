@@ -35,6 +35,7 @@ from referencing import Registry, Resource
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KUBERNETES_VERSION = "1.33"
 _DEFINITIONS_ID = "https://kubernetes.io/api/_definitions.json"
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the KServe CRD is 2 MB: use libyaml
 _OBJECT_META_REF = _DEFINITIONS_ID + "#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 
 
@@ -99,7 +100,7 @@ def validate_file(path: Path | str) -> list[dict]:
 def load_documents(path: Path) -> list[dict]:
     """Non-empty YAML documents of ``path``; a YAML syntax error names the file."""
     try:
-        return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+        return [doc for doc in yaml.load_all(path.read_text(), Loader=_YAML_LOADER) if doc is not None]
     except yaml.YAMLError as exc:
         raise ManifestError(str(path), "?", "", f"not valid YAML: {exc}") from exc
 
@@ -177,14 +178,17 @@ def _crd_schemas() -> dict[tuple[str, str], dict]:
 
 def _structural_to_json_schema(node: Any) -> Any:
     """Read a CRD structural schema as strict JSON Schema (see module docstring)."""
-    if isinstance(node, list):
-        return [_structural_to_json_schema(item) for item in node]
     if not isinstance(node, dict):
         return node
-    node = {key: _structural_to_json_schema(value) for key, value in node.items()}
     for key in ("properties", "patternProperties"):
         if isinstance(node.get(key), dict):
             node[key] = {k: _structural_to_json_schema(v) for k, v in node[key].items()}
+    for key in ("additionalProperties", "items", "not"):
+        if isinstance(node.get(key), dict):
+            node[key] = _structural_to_json_schema(node[key])
+    for key in ("allOf", "anyOf", "oneOf"):
+        if isinstance(node.get(key), list):
+            node[key] = [_structural_to_json_schema(item) for item in node[key]]
     if node.get("x-kubernetes-int-or-string"):
         node.pop("type", None)
         node.setdefault("anyOf", [{"type": "integer"}, {"type": "string"}])
