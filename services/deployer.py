@@ -8,6 +8,7 @@ rolling out the version already serving is a no-op that still replies.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from events.catalogue import (
@@ -23,6 +24,8 @@ from services.serve import run
 from services.settings import SinkSettings
 from services.sink import Rejected, SinkHandler, create_sink_app
 
+log = logging.getLogger("kfchain.deployer")
+
 DEFAULT_PORT = 8092
 SOURCE = "/kfchain/services/deployer"
 
@@ -35,7 +38,9 @@ def _selection_done(event: Event) -> PipelineRunSucceeded:
     if event.type != PIPELINE_RUN_SUCCEEDED or not isinstance(payload, PipelineRunSucceeded):
         raise Rejected(f"expects {PIPELINE_RUN_SUCCEEDED}, got {event.type}")
     if payload.pipeline != MODEL_SELECTION or payload.selected is None:
-        raise Rejected(f"expects pipeline={MODEL_SELECTION!r} with a selected model, got {payload.pipeline!r}")
+        raise Rejected(
+            f"expects pipeline={MODEL_SELECTION!r} with a selected model, got {payload.pipeline!r}"
+        )
     return payload
 
 
@@ -75,12 +80,17 @@ def deployer_handler(backend: RolloutBackend, on_deployed: OnDeployed | None = N
         payload = _selection_done(event)
         return f"rollout/{payload.model_name}/{payload.model_version}"
 
-    return SinkHandler(name="deployer", handle=handle, accepts=lambda e: None if _selection_done(e) else None,
-                       business_key=business_key)
+    return SinkHandler(
+        name="deployer",
+        handle=handle,
+        accepts=lambda e: None if _selection_done(e) else None,
+        business_key=business_key,
+    )
 
 
-def create_app(settings: SinkSettings, backend: RolloutBackend | None = None,
-               on_deployed: OnDeployed | None = None):  # noqa: ANN201 - Quart app
+def create_app(
+    settings: SinkSettings, backend: RolloutBackend | None = None, on_deployed: OnDeployed | None = None
+):  # noqa: ANN201 - Quart app
     """The deployer's ASGI app; without ``backend`` the one chosen by the environment is used."""
     if backend is None:
         from services.rollout import backend_from_env
@@ -89,9 +99,28 @@ def create_app(settings: SinkSettings, backend: RolloutBackend | None = None,
     return create_sink_app(deployer_handler(backend, on_deployed), settings)
 
 
+def registry_marker() -> OnDeployed:
+    """Marks a rolled-out version as serving in the model registry; a registry that cannot be
+    written (e.g. not mounted on a cluster) is logged, since the rollout itself succeeded."""
+    from pipelines.registry import RegistryError, open_registry
+    from pipelines.settings import PipelinesSettings
+
+    path = PipelinesSettings.from_env().registry_path
+
+    def mark(model_name: str, model_version: str) -> None:
+        try:
+            open_registry(path).mark_serving(model_name, model_version)
+        except (RegistryError, OSError) as exc:
+            log.warning(
+                "could not mark %s/%s serving in the registry at %s: %s", model_name, model_version, path, exc
+            )
+
+    return mark
+
+
 def main() -> None:
     settings = SinkSettings.from_env("deployer", DEFAULT_PORT)
-    run(create_app(settings), settings.host, settings.port, name="deployer")
+    run(create_app(settings, on_deployed=registry_marker()), settings.host, settings.port, name="deployer")
 
 
 if __name__ == "__main__":

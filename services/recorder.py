@@ -23,7 +23,9 @@ def recorder_handler(store: EventStore) -> SinkHandler:
         store.append(event)
         return None
 
-    return SinkHandler(name="recorder", handle=record, validate_payload=False, serialize=False, remember=False)
+    return SinkHandler(
+        name="recorder", handle=record, validate_payload=False, serialize=False, remember=False
+    )
 
 
 def create_app(settings: SinkSettings, store: EventStore | None = None):  # noqa: ANN201 - Quart app

@@ -11,7 +11,13 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from events.catalogue import MODEL_SELECTION, PIPELINE_RUN_SUCCEEDED, TRAINING, PipelineRunSubmitted, PipelineRunSucceeded
+from events.catalogue import (
+    MODEL_SELECTION,
+    PIPELINE_RUN_SUCCEEDED,
+    TRAINING,
+    PipelineRunSubmitted,
+    PipelineRunSucceeded,
+)
 from events.event import Event, caused_by, stable_id
 from services.serve import run
 from services.settings import SinkSettings
@@ -47,7 +53,9 @@ def selector_handler(submit: SelectionSubmitter) -> SinkHandler:
             chain_id=event.chainid or event.id,
             causation_id=event.id,
         )
-        submitted = PipelineRunSubmitted(pipeline=MODEL_SELECTION, run_id=run_id, model_version=payload.model_version)
+        submitted = PipelineRunSubmitted(
+            pipeline=MODEL_SELECTION, run_id=run_id, model_version=payload.model_version
+        )
         return caused_by(
             event,
             submitted,
@@ -60,8 +68,12 @@ def selector_handler(submit: SelectionSubmitter) -> SinkHandler:
         payload = _training_done(event)
         return f"selection/{payload.model_name}/{payload.model_version}/{payload.run_id}"
 
-    return SinkHandler(name="selector", handle=handle, accepts=lambda e: None if _training_done(e) else None,
-                       business_key=business_key)
+    return SinkHandler(
+        name="selector",
+        handle=handle,
+        accepts=lambda e: None if _training_done(e) else None,
+        business_key=business_key,
+    )
 
 
 def create_app(settings: SinkSettings, submit: SelectionSubmitter | None = None):  # noqa: ANN201 - Quart app

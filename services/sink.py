@@ -73,13 +73,23 @@ class SinkMetrics:
     def __init__(self, service: str) -> None:
         self.registry = CollectorRegistry()
         labels = ["service", "type"]
-        self.received = Counter("kfchain_events_received_total", "CloudEvents received", labels, registry=self.registry)
-        self.handled = Counter("kfchain_events_handled_total", "CloudEvents handled", labels, registry=self.registry)
+        self.received = Counter(
+            "kfchain_events_received_total", "CloudEvents received", labels, registry=self.registry
+        )
+        self.handled = Counter(
+            "kfchain_events_handled_total", "CloudEvents handled", labels, registry=self.registry
+        )
         self.failed = Counter(
-            "kfchain_events_failed_total", "CloudEvents rejected or failed", [*labels, "reason"], registry=self.registry
+            "kfchain_events_failed_total",
+            "CloudEvents rejected or failed",
+            [*labels, "reason"],
+            registry=self.registry,
         )
         self.duplicate = Counter(
-            "kfchain_events_duplicate_total", "Redelivered CloudEvents answered from state", labels, registry=self.registry
+            "kfchain_events_duplicate_total",
+            "Redelivered CloudEvents answered from state",
+            labels,
+            registry=self.registry,
         )
         self.latency = Histogram(
             "kfchain_handler_latency_seconds",

@@ -40,7 +40,9 @@ class ServiceState:
     def handled_reply(self, event: Event) -> Event | None | object:
         """The reply given when ``event`` was handled before; ``MISSING`` if it never was."""
         with self._lock:
-            row = self._db.execute("SELECT reply FROM handled WHERE source = ? AND id = ?", (event.source, event.id)).fetchone()
+            row = self._db.execute(
+                "SELECT reply FROM handled WHERE source = ? AND id = ?", (event.source, event.id)
+            ).fetchone()
         if row is None:
             return _MISSING
         return from_json(row[0]) if row[0] else None
@@ -63,7 +65,8 @@ class ServiceState:
     def remember_business(self, key: str, reply: Event | None) -> None:
         with self._lock:
             self._db.execute(
-                "INSERT OR REPLACE INTO business_keys (key, reply) VALUES (?, ?)", (key, to_json(reply) if reply else None)
+                "INSERT OR REPLACE INTO business_keys (key, reply) VALUES (?, ?)",
+                (key, to_json(reply) if reply else None),
             )
 
     def close(self) -> None:

@@ -30,7 +30,10 @@ def settings(tmp_path: Path, name: str) -> SinkSettings:
 
 def training_done(version: str = "v1", run_id: str = "run-1") -> Event:
     payload = PipelineRunSucceeded(
-        pipeline="training", run_id=run_id, model_name="iris", model_version=version,
+        pipeline="training",
+        run_id=run_id,
+        model_name="iris",
+        model_version=version,
         candidates=(Candidate(k=3, accuracy=0.97, uri="file:///m/3"),),
     )
     return new_event(payload, source="/kfchain/pipelines/training", subject=f"iris/{version}")
@@ -38,8 +41,13 @@ def training_done(version: str = "v1", run_id: str = "run-1") -> Event:
 
 def selection_done(version: str = "v1") -> Event:
     payload = PipelineRunSucceeded(
-        pipeline=MODEL_SELECTION, run_id="sel-1", model_name="iris", model_version=version,
-        selected=Selected(k=5, accuracy=0.97, uri="file:///m/5", serving_uri=f"file:///serving/iris/{version}"),
+        pipeline=MODEL_SELECTION,
+        run_id="sel-1",
+        model_name="iris",
+        model_version=version,
+        selected=Selected(
+            k=5, accuracy=0.97, uri="file:///m/5", serving_uri=f"file:///serving/iris/{version}"
+        ),
     )
     return new_event(payload, source="/kfchain/pipelines/model-selection", subject=f"iris/{version}")
 
@@ -70,7 +78,9 @@ async def test_selector_replies_submitted_in_the_same_chain(tmp_path: Path) -> N
     assert reply.chainid == cause.chainid and reply.causationid == cause.id
     assert reply.partitionkey == cause.chainid
     assert reply.data["run_id"] == "selection-run-1" and reply.data["model_version"] == "v1"
-    assert submit.calls == [{"model_name": "iris", "model_version": "v1", "chain_id": cause.chainid, "causation_id": cause.id}]
+    assert submit.calls == [
+        {"model_name": "iris", "model_version": "v1", "chain_id": cause.chainid, "causation_id": cause.id}
+    ]
 
 
 async def test_duplicate_delivery_and_republished_fact_start_one_selection(tmp_path: Path) -> None:
@@ -86,7 +96,10 @@ async def test_duplicate_delivery_and_republished_fact_start_one_selection(tmp_p
     assert len(submit.calls) == 1
     replies = [from_http(r.headers.items(), await r.get_data()) for r in (first, again, republished)]
     assert {r.id for r in replies} == {replies[0].id}
-    assert 'kfchain_events_duplicate_total{service="selector",type="io.kfchain.pipeline.run.succeeded"} 2.0' in metrics
+    assert (
+        'kfchain_events_duplicate_total{service="selector",type="io.kfchain.pipeline.run.succeeded"} 2.0'
+        in metrics
+    )
 
 
 async def test_selector_state_survives_a_restart(tmp_path: Path) -> None:
@@ -103,8 +116,11 @@ async def test_selector_state_survives_a_restart(tmp_path: Path) -> None:
     ("headers", "body", "field"),
     [
         ({"content-type": "application/json"}, b"{}", "cloudevent"),  # no ce- headers: not a CloudEvent
-        ({"ce-specversion": "1.0", "ce-type": "x", "ce-source": "/s", "content-type": "application/json"}, b"{}",
-         "id"),  # no id: the field is named
+        (
+            {"ce-specversion": "1.0", "ce-type": "x", "ce-source": "/s", "content-type": "application/json"},
+            b"{}",
+            "id",
+        ),  # no id: the field is named
     ],
 )
 async def test_invalid_cloudevent_is_400_with_the_reason(tmp_path: Path, headers, body, field) -> None:
@@ -121,7 +137,12 @@ async def test_invalid_payload_is_400_naming_the_field(tmp_path: Path) -> None:
     submit = CountingSubmitter()
     app = selector.create_app(settings(tmp_path, "selector"), submit)
     event = training_done()
-    broken = Event(id="e-1", source="/s", type=event.type, data={**event.data, "candidates": [{"k": 0, "accuracy": 0.5, "uri": "file:///m"}]})
+    broken = Event(
+        id="e-1",
+        source="/s",
+        type=event.type,
+        data={**event.data, "candidates": [{"k": 0, "accuracy": 0.5, "uri": "file:///m"}]},
+    )
     async with app.test_app():
         response = await post(app, broken)
         answer = await response.get_json()
@@ -170,8 +191,9 @@ class FakeBackend:
         if self.fail:
             raise RolloutFailed(self.fail, serving_version=self.serving)
         previous, self.serving = self.serving, model_version
-        return RolloutOutcome(endpoint="http://127.0.0.1:8080/v1/models/iris", traffic_percent=100,
-                              previous_version=previous)
+        return RolloutOutcome(
+            endpoint="http://127.0.0.1:8080/v1/models/iris", traffic_percent=100, previous_version=previous
+        )
 
     def current_version(self, model_name: str) -> str | None:
         return self.serving
@@ -188,9 +210,15 @@ async def test_deployer_replies_deployed_once_per_version(tmp_path: Path) -> Non
         reply = from_http(response.headers.items(), await response.get_data())
     assert response.status_code == 200 and again.status_code == 200
     assert reply.type == MODEL_DEPLOYED and reply.causationid == cause.id
-    assert reply.data == {"model_name": "iris", "model_version": "v2", "k": 5, "accuracy": 0.97,
-                          "endpoint": "http://127.0.0.1:8080/v1/models/iris", "traffic_percent": 100,
-                          "previous_version": "v0"}
+    assert reply.data == {
+        "model_name": "iris",
+        "model_version": "v2",
+        "k": 5,
+        "accuracy": 0.97,
+        "endpoint": "http://127.0.0.1:8080/v1/models/iris",
+        "traffic_percent": 100,
+        "previous_version": "v0",
+    }
     assert backend.calls == [("iris", "v2", "file:///serving/iris/v2")]
     assert marked == [("iris", "v2")]
 
@@ -209,8 +237,9 @@ async def test_recorder_stores_every_event_once_and_dead_letters_beside_it(tmp_p
     app = recorder.create_app(settings(tmp_path, "recorder"), store)
     unknown = Event(id="u-1", source="/elsewhere", type="com.example.other", data={"x": 1})
     event = training_done()
-    dead = event.with_extensions(knativeerrordest="http://127.0.0.1:8091/", knativeerrorcode="500",
-                                 knativeerrordata="boom")
+    dead = event.with_extensions(
+        knativeerrordest="http://127.0.0.1:8091/", knativeerrorcode="500", knativeerrordata="boom"
+    )
     async with app.test_app():
         codes = [(await post(app, e)).status_code for e in (event, event, unknown, dead)]
     assert codes == [202, 202, 202, 202]
