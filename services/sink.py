@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from quart import Quart, Response, request
 
-from events.codec import to_http
 from events.codec import from_http as decode_http
+from events.codec import to_http
 from events.errors import InvalidEventError
 from events.event import Event
 from services.settings import SinkSettings
