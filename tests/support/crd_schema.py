@@ -67,7 +67,11 @@ def validate(manifest: dict, source: str = "<manifest>") -> None:
     if not isinstance(manifest, dict):
         raise ManifestError(source, "?", "", f"expected a mapping, got {type(manifest).__name__}")
     api_version, kind = manifest.get("apiVersion"), manifest.get("kind")
-    name = (manifest.get("metadata") or {}).get("name", "?") if isinstance(manifest.get("metadata"), dict) else "?"
+    name = (
+        (manifest.get("metadata") or {}).get("name", "?")
+        if isinstance(manifest.get("metadata"), dict)
+        else "?"
+    )
     obj = f"{kind}/{name}"
     if not isinstance(api_version, str) or not api_version:
         raise ManifestError(source, obj, "apiVersion", "missing or not a string")
@@ -82,7 +86,9 @@ def validate(manifest: dict, source: str = "<manifest>") -> None:
             f"no schema for {kind} in {api_version}: not a Kubernetes core kind, not in the CRDs under "
             f"{crds_dir()}, not a ServiceMonitor/PodMonitor; fix apiVersion/kind",
         )
-    errors = sorted(validator.iter_errors(manifest), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
+    errors = sorted(
+        validator.iter_errors(manifest), key=lambda e: (len(e.absolute_path), str(e.absolute_path))
+    )
     if errors:
         error = jsonschema.exceptions.best_match(errors)
         raise ManifestError(source, obj, _field_path(error), _message(error))
@@ -127,7 +133,7 @@ def _registry() -> Registry:
 
 def _core_schema_dir() -> Path:
     try:
-        import kubernetes_validate  # noqa: PLC0415 - optional test dependency, imported on first use
+        import kubernetes_validate  # test-only dependency, imported on first use
     except ImportError as exc:  # pragma: no cover - environment problem, not a test outcome
         raise ImportError(
             "core Kubernetes kinds are validated with the schemas of the 'kubernetes-validate' package; "
@@ -345,5 +351,8 @@ def iter_yaml_files(*roots: Path) -> Iterator[Path]:
     """YAML files under ``roots`` that hold Kubernetes objects (kustomization files excluded)."""
     for root in roots:
         for path in sorted(root.rglob("*.y*ml")):
-            if path.name not in ("kustomization.yaml", "kustomization.yml") and path.suffix in (".yaml", ".yml"):
+            if path.name not in ("kustomization.yaml", "kustomization.yml") and path.suffix in (
+                ".yaml",
+                ".yml",
+            ):
                 yield path

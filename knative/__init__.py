@@ -1,0 +1,1 @@
+"""Kubernetes manifests of kfchain (kustomize) and the local runtime that runs them on one machine."""
