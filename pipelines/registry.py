@@ -154,7 +154,12 @@ class SqliteRegistry:
         if record.k < 1:
             raise ValueError(f"k must be a positive integer, got {record.k!r}")
         stored = ModelRecord(
-            **{**record.to_dict(), "registered_at": record.registered_at or _now(), "selected": False, "serving": False}
+            **{
+                **record.to_dict(),
+                "registered_at": record.registered_at or _now(),
+                "selected": False,
+                "serving": False,
+            }
         )
         with self._connect() as db:
             try:
@@ -195,7 +200,12 @@ class SqliteRegistry:
 
     def next_version(self, model_name: str) -> str:
         with self._connect() as db:
-            versions = [row[0] for row in db.execute("SELECT DISTINCT model_version FROM models WHERE model_name = ?", (model_name,))]
+            versions = [
+                row[0]
+                for row in db.execute(
+                    "SELECT DISTINCT model_version FROM models WHERE model_name = ?", (model_name,)
+                )
+            ]
         numbers = [n for n in map(version_number, versions) if n is not None]
         return f"v{max(numbers, default=0) + 1}"
 
@@ -203,7 +213,8 @@ class SqliteRegistry:
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")
             found = db.execute(
-                "SELECT 1 FROM models WHERE model_name = ? AND model_version = ? AND k = ?", (model_name, model_version, k)
+                "SELECT 1 FROM models WHERE model_name = ? AND model_version = ? AND k = ?",
+                (model_name, model_version, k),
             ).fetchone()
             if not found:
                 db.execute("ROLLBACK")
@@ -305,7 +316,10 @@ def format_table(records: list[ModelRecord]) -> str:
         for r in records
     ]
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in (header, *rows))
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in (header, *rows)
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

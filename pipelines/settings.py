@@ -78,4 +78,3 @@ def image() -> str:
     time; the committed compiled YAML is produced with the default.
     """
     return os.environ.get("KFCHAIN_IMAGE") or DEFAULT_IMAGE
-

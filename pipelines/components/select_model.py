@@ -1,0 +1,32 @@
+# mypy: disable-error-code="valid-type,call-arg,arg-type"
+# (KFP reads the inline NamedTuple(...) return annotation; mypy cannot type it)
+"""select_model: the best registered candidate of one version (rule in ``pipelines.model.choose_best``)."""
+
+from typing import NamedTuple
+
+from pipelines.components.common import component
+
+
+@component
+def select_model(model_name: str, model_version: str, registry_uri: str) -> NamedTuple(
+    "Choice", k=int, accuracy=float, cv_accuracy=float, uri=str
+):
+    """Highest accuracy, then higher CV accuracy, then smaller K; no candidates fails the run."""
+    from collections import namedtuple
+
+    from pipelines.components.report import reporting
+    from pipelines.model import choose_best
+    from pipelines.registry import NotRegisteredError, open_registry
+
+    with reporting("select_model", version=model_version) as info:
+        records = open_registry(registry_uri).models(model_name, model_version)
+        if not records:
+            raise NotRegisteredError(
+                f"no models registered for {model_name!r} version {model_version!r}; train it first"
+                f" (python -m pipelines.submit training --version {model_version})"
+            )
+        best = choose_best(records)
+        info.update(k=best.k, accuracy=best.accuracy, candidates=len(records))
+    return namedtuple("Choice", ["k", "accuracy", "cv_accuracy", "uri"])(
+        best.k, best.accuracy, best.cv_accuracy if best.cv_accuracy is not None else -1.0, best.uri
+    )

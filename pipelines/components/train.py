@@ -1,0 +1,47 @@
+"""train: one Pipeline(scaler + KNN) per K, saved as model.joblib, with held-out and CV accuracy."""
+
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+from pipelines.components.common import component
+
+
+@component
+def train(
+    train: Input[Dataset],
+    test: Input[Dataset],
+    scaler: Input[Model],
+    model: Output[Model],
+    metrics: Output[Metrics],
+    k: int = 5,
+    cv_folds: int = 5,
+    seed: int = 42,
+):
+    """Fit KNN(k) behind the training-split scaler; the artifact takes raw centimetre features."""
+    import os
+
+    import joblib
+    import pandas as pd
+
+    from pipelines import model as iris
+    from pipelines.components.report import reporting
+
+    with reporting("train", k=k) as info:
+        fitted_scaler = joblib.load(scaler.path)
+        pipeline, accuracy, cv_accuracy = iris.train_candidate(
+            pd.read_csv(train.path), pd.read_csv(test.path), fitted_scaler, k, cv_folds=cv_folds, seed=seed
+        )
+        os.makedirs(model.path, exist_ok=True)
+        joblib.dump(pipeline, os.path.join(model.path, "model.joblib"))
+        model.metadata.update(
+            {
+                "k": k,
+                "accuracy": accuracy,
+                "cv_accuracy": cv_accuracy,
+                "framework": "sklearn",
+                "file": "model.joblib",
+            }
+        )
+        metrics.log_metric("accuracy", accuracy)
+        metrics.log_metric("cv_accuracy", cv_accuracy)
+        metrics.log_metric("k", k)
+        info.update(accuracy=round(accuracy, 4), cv_accuracy=round(cv_accuracy, 4))

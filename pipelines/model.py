@@ -1,0 +1,192 @@
+"""The iris KNN model of DESIGN.md ("The model"): data, split, scaler, one Pipeline per K, selection rule.
+
+Plain functions the components call, so the logic is testable without KFP.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Sequence
+from typing import Any
+
+FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
+LABEL = "species"
+CLASS_NAMES = ("setosa", "versicolor", "virginica")
+SCALERS = ("standard", "minmax")
+MIN_ROWS_PER_CLASS = 5
+SEED = 42
+
+
+class DatasetError(ValueError):
+    """The data source is unreadable or its columns/rows are not usable iris data."""
+
+
+def load_bundled_iris() -> Any:
+    """Iris from the copy bundled with scikit-learn (no network), as a DataFrame."""
+    import pandas as pd
+    from sklearn.datasets import load_iris
+
+    bunch = load_iris()
+    frame = pd.DataFrame(bunch.data, columns=list(FEATURES))
+    frame[LABEL] = bunch.target.astype(int)
+    return frame
+
+
+def read_source(source: str) -> Any:
+    """Read a CSV from a path or http(s) URL; errors name the source and say what is expected."""
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(source)
+    except FileNotFoundError as exc:
+        raise DatasetError(f"data source {source!r} does not exist; give a readable CSV path or URL") from exc
+    except Exception as exc:  # pandas raises many types (URLError, ParserError, UnicodeDecodeError, ...)
+        raise DatasetError(f"data source {source!r} could not be read as CSV: {exc}") from exc
+    return validate_frame(frame, source)
+
+
+def validate_frame(frame: Any, source: str = "dataset") -> Any:
+    """Check columns and rows; map species names to 0/1/2; return a clean frame of FEATURES + LABEL."""
+    import pandas as pd
+
+    frame = frame.rename(
+        columns=lambda c: str(c).strip().lower().replace(" ", "_").replace("(cm)", "").strip("_")
+    )
+    if LABEL not in frame.columns and "target" in frame.columns:
+        frame = frame.rename(columns={"target": LABEL})
+    missing = [c for c in (*FEATURES, LABEL) if c not in frame.columns]
+    if missing:
+        raise DatasetError(
+            f"{source}: missing column(s) {missing}; expected {list(FEATURES) + [LABEL]} (got {list(frame.columns)})"
+        )
+    frame = frame[[*FEATURES, LABEL]].copy()
+    for column in FEATURES:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = frame[column][values.isna()]
+        if len(bad):
+            raise DatasetError(
+                f"{source}: column {column!r} has {len(bad)} non-numeric or empty value(s), e.g. {bad.iloc[0]!r}"
+            )
+        frame[column] = values.astype(float)
+    labels = frame[LABEL]
+    if labels.dtype == object:
+        names = labels.astype(str).str.strip().str.lower().str.removeprefix("iris-")
+        unknown = sorted(set(names) - set(CLASS_NAMES))
+        if unknown:
+            raise DatasetError(f"{source}: unknown species {unknown}; expected {list(CLASS_NAMES)} or 0/1/2")
+        frame[LABEL] = names.map({name: i for i, name in enumerate(CLASS_NAMES)}).astype(int)
+    else:
+        if labels.isna().any() or not set(labels.astype(int)) <= {0, 1, 2}:
+            raise DatasetError(f"{source}: column {LABEL!r} must hold 0/1/2 or species names")
+        frame[LABEL] = labels.astype(int)
+    counts = frame[LABEL].value_counts()
+    too_few = {
+        CLASS_NAMES[c]: int(counts.get(c, 0)) for c in range(3) if counts.get(c, 0) < MIN_ROWS_PER_CLASS
+    }
+    if too_few:
+        raise DatasetError(
+            f"{source}: each species needs at least {MIN_ROWS_PER_CLASS} rows for a stratified split; got {too_few}"
+        )
+    return frame.reset_index(drop=True)
+
+
+def content_hash(frame: Any) -> str:
+    """sha256 of the canonical CSV form of the data (same rows, same hash)."""
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, float_format="%.6g")
+    return hashlib.sha256(buffer.getvalue().encode()).hexdigest()
+
+
+def make_scaler(kind: str) -> Any:
+    """A fresh scaler of ``kind`` (``standard`` or ``minmax``)."""
+    from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+    if kind == "standard":
+        return StandardScaler()
+    if kind == "minmax":
+        return MinMaxScaler()
+    raise ValueError(f"scaler {kind!r} is not supported; use one of {list(SCALERS)}")
+
+
+def split(frame: Any, test_size: float = 0.2, seed: int = SEED) -> tuple[Any, Any]:
+    """Stratified train/test split with a fixed seed."""
+    from sklearn.model_selection import train_test_split
+
+    if not 0.05 <= test_size <= 0.5:
+        raise ValueError(f"test_size {test_size!r} must be between 0.05 and 0.5")
+    train, test = train_test_split(frame, test_size=test_size, random_state=seed, stratify=frame[LABEL])
+    return train.reset_index(drop=True), test.reset_index(drop=True)
+
+
+def parse_k_values(text: str | Sequence[int]) -> list[int]:
+    """Parse "1,3,5" (or a list) into distinct positive ints; errors show the bad value."""
+    items = [p.strip() for p in text.split(",")] if isinstance(text, str) else list(text)
+    values: list[int] = []
+    for item in items:
+        try:
+            value = int(item)
+        except (TypeError, ValueError):
+            raise ValueError(f"K value {item!r} is not an integer; give a list like 1,3,5,7,9") from None
+        if value < 1 or value > 100:
+            raise ValueError(f"K value {value} is out of range; K must be between 1 and 100")
+        if value in values:
+            raise ValueError(f"K value {value} is given twice; each K trains one model")
+        values.append(value)
+    if not values:
+        raise ValueError("the K list is empty; give at least one K, e.g. 1,3,5")
+    return values
+
+
+def train_candidate(
+    train: Any, test: Any, scaler: Any, k: int, cv_folds: int = 5, seed: int = SEED
+) -> tuple[Any, float, float]:
+    """Fit Pipeline(scaler, KNN(k)) on the training split; return (pipeline, test accuracy, CV accuracy).
+
+    ``scaler`` is the scaler fitted on the training split by normalize; the pipeline keeps it as is
+    (fitting KNN only), and cross-validation refits a clone per fold so no fold sees its own test rows.
+    """
+    from sklearn.base import clone
+    from sklearn.metrics import accuracy_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import Pipeline
+
+    x_train, y_train = train[list(FEATURES)].to_numpy(), train[LABEL].to_numpy()
+    x_test, y_test = test[list(FEATURES)].to_numpy(), test[LABEL].to_numpy()
+    smallest_fold_train = len(x_train) - -(-len(x_train) // cv_folds)
+    if k > smallest_fold_train:
+        raise ValueError(
+            f"K={k} is larger than the {smallest_fold_train} training rows of a CV fold; use a smaller K"
+        )
+    knn = KNeighborsClassifier(n_neighbors=k).fit(scaler.transform(x_train), y_train)
+    model = Pipeline([("scaler", scaler), ("knn", knn)])
+    accuracy = float(accuracy_score(y_test, model.predict(x_test)))
+    folds = StratifiedKFold(n_splits=cv_folds, shuffle=True, random_state=seed)
+    cv_model = Pipeline([("scaler", clone(scaler)), ("knn", KNeighborsClassifier(n_neighbors=k))])
+    cv_accuracy = float(cross_val_score(cv_model, x_train, y_train, cv=folds).mean())
+    return model, accuracy, cv_accuracy
+
+
+def choose_best(records: Sequence[Any]) -> Any:
+    """The selection rule: highest test accuracy; ties -> higher CV accuracy; then smaller K.
+
+    Smaller K wins the last tie because it is the cheaper model to serve.
+    """
+    if not records:
+        raise ValueError("no candidates to choose from")
+    return max(records, key=lambda r: (r.accuracy, -1.0 if r.cv_accuracy is None else r.cv_accuracy, -r.k))
+
+
+def check_model(model: Any) -> float:
+    """Predict all bundled iris rows from raw centimetre features; return the accuracy.
+
+    Raises if the model does not take 4 raw features or predicts classes outside 0/1/2.
+    """
+    import numpy as np
+
+    frame = load_bundled_iris()
+    predictions = np.asarray(model.predict(frame[list(FEATURES)].to_numpy()))
+    if not set(predictions.tolist()) <= {0, 1, 2}:
+        raise ValueError(f"model predicts classes {sorted(set(predictions.tolist()))}; expected 0/1/2")
+    return float((predictions == frame[LABEL].to_numpy()).mean())

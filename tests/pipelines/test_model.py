@@ -1,0 +1,77 @@
+"""The model logic the components call: data validation, K lists, training, the selection rule."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from pipelines import model as iris
+from pipelines.registry import ModelRecord
+
+
+def test_bundled_iris_trains_a_pipeline_that_takes_raw_centimetres() -> None:
+    frame = iris.load_bundled_iris()
+    train, test = iris.split(frame)
+    scaler = iris.make_scaler("minmax").fit(train[list(iris.FEATURES)].to_numpy())
+    model, accuracy, cv_accuracy = iris.train_candidate(train, test, scaler, k=5)
+    assert accuracy >= 0.9 and cv_accuracy >= 0.9
+    # a typical versicolor flower in centimetres (the seed served it as setosa)
+    assert model.predict([[5.9, 2.8, 4.3, 1.3]]).tolist() == [1]
+    assert iris.check_model(model) >= 0.9
+
+
+def test_split_is_stratified_and_reproducible() -> None:
+    frame = iris.load_bundled_iris()
+    first, _ = iris.split(frame)
+    again, test = iris.split(frame)
+    assert first.equals(again)
+    assert test[iris.LABEL].value_counts().to_dict() == {0: 10, 1: 10, 2: 10}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("1,x,5", "'x' is not an integer"),
+        ("0,3", "between 1 and 100"),
+        ("3,3", "given twice"),
+        ("", "not an integer"),
+    ],
+)
+def test_bad_k_lists_name_the_bad_value(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        iris.parse_k_values(text)
+
+
+def test_csv_with_species_names_is_accepted_and_hashed(tmp_path) -> None:
+    frame = iris.load_bundled_iris()
+    named = frame.assign(species=frame[iris.LABEL].map(dict(enumerate(iris.CLASS_NAMES))))
+    path = tmp_path / "iris.csv"
+    named.to_csv(path, index=False)
+    loaded = iris.read_source(str(path))
+    assert loaded[iris.LABEL].tolist() == frame[iris.LABEL].tolist()
+    assert iris.content_hash(loaded) == iris.content_hash(frame)
+
+
+def test_csv_with_missing_column_is_rejected_with_the_column_name(tmp_path) -> None:
+    path = tmp_path / "bad.csv"
+    iris.load_bundled_iris().drop(columns=["petal_width"]).to_csv(path, index=False)
+    with pytest.raises(iris.DatasetError, match="petal_width"):
+        iris.read_source(str(path))
+
+
+def test_unknown_species_is_rejected() -> None:
+    frame = pd.DataFrame(
+        {**{f: [1.0] * 15 for f in iris.FEATURES}, "species": ["setosa"] * 5 + ["rose"] * 10}
+    )
+    with pytest.raises(iris.DatasetError, match="rose"):
+        iris.validate_frame(frame)
+
+
+def _record(k: int, accuracy: float, cv: float) -> ModelRecord:
+    return ModelRecord("iris", "v1", k, accuracy, f"/m/{k}", cv_accuracy=cv)
+
+
+def test_selection_rule_prefers_accuracy_then_cv_then_smaller_k() -> None:
+    assert iris.choose_best([_record(1, 0.9, 0.99), _record(3, 0.95, 0.5)]).k == 3
+    assert iris.choose_best([_record(1, 0.95, 0.90), _record(9, 0.95, 0.96)]).k == 9
+    assert iris.choose_best([_record(7, 0.95, 0.96), _record(5, 0.95, 0.96)]).k == 5
