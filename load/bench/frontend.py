@@ -1,0 +1,256 @@
+"""Benchmark: ``/api/predict`` through the frontend next to the predictor's own V1 endpoint, same run.
+
+Both run as child processes on loopback: ``python -m services.predictor`` serving a freshly fitted
+iris model (StandardScaler + KNN k=5), and ``python -m frontend`` (hypercorn, uvloop, one worker
+unless ``--workers``) in front of it. ``hey`` drives each with the same one-row body:
+
+- latency, ``hey -c 1``: what one request pays; the frontend's added p50 is frontend p50 minus
+  predictor p50. Target: < 2 ms.
+- throughput, ``hey -c 20``: requests/s and p99. Target: the frontend keeps >= half of the
+  predictor's requests/s. On a 2-core laptop hey, the predictor and the frontend share the CPUs,
+  so the frontend's number includes the predictor work it waits for.
+
+Run alone with ``python -m load.bench.frontend`` (``--seconds N``, ``--workers N``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from load.bench import BenchRow, Progress
+
+ROOT = Path(__file__).resolve().parents[2]
+BODY = '{"instances": [[6.0, 2.7, 4.5, 1.4]]}'
+CONCURRENCY = 20
+
+
+@dataclass(frozen=True)
+class HeyResult:
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    failures: int
+
+
+def run_hey(url: str, seconds: float, concurrency: int) -> HeyResult:
+    """POST the one-row body to ``url`` for ``seconds`` with ``concurrency`` workers."""
+    hey = shutil.which("hey")
+    if hey is None:
+        raise RuntimeError("`hey` is not installed; apt-get install hey")
+    out = subprocess.run(
+        [
+            hey,
+            "-z",
+            f"{seconds:g}s",
+            "-c",
+            str(concurrency),
+            "-m",
+            "POST",
+            "-T",
+            "application/json",
+            "-d",
+            BODY,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+    def number(pattern: str) -> float:
+        match = re.search(pattern, out)
+        if match is None:
+            raise RuntimeError(f"cannot read {pattern!r} from hey's output:\n{out[-2000:]}")
+        return float(match.group(1))
+
+    codes = {int(c): int(n) for c, n in re.findall(r"\[(\d{3})\]\s+(\d+) responses", out)}
+    errors = sum(int(n) for n in re.findall(r"\[(\d+)\]\s+Post", out))
+    return HeyResult(
+        requests_per_s=number(r"Requests/sec:\s+([\d.]+)"),
+        p50_ms=number(r"50%+ in ([\d.]+) secs") * 1000,
+        p99_ms=number(r"99%+ in ([\d.]+) secs") * 1000,
+        failures=sum(n for c, n in codes.items() if not 200 <= c < 300) + errors,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_ready(url: str, process: subprocess.Popen, log: Path, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"{process.args!r} exited with {process.returncode}:\n{log.read_text()[-3000:]}"
+            )
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} not ready within {timeout_s:.0f} s:\n{log.read_text()[-3000:]}")
+
+
+def _write_model(home: Path, version: str) -> None:
+    import joblib
+    from sklearn.datasets import load_iris
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from services.predictor.store import ServingStore
+
+    store = ServingStore(home / "serving")
+    path = store.model_path("iris", version)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    features, target = load_iris(return_X_y=True)
+    joblib.dump(
+        Pipeline([("scaler", StandardScaler()), ("knn", KNeighborsClassifier(5))]).fit(features, target), path
+    )
+    store.write_pointer("iris", version, None)
+
+
+def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, *args],
+            env={**os.environ, "PYTHONPATH": str(ROOT), **env},
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def run(progress: Progress = print, seconds: float = 10.0, workers: int = 1) -> list[BenchRow]:
+    """Measure the predictor directly and ``/api/predict`` through the frontend, one after the other."""
+    try:
+        import services.predictor  # noqa: F401
+    except ImportError as exc:
+        raise RuntimeError("services.predictor is needed as the baseline of this benchmark") from exc
+
+    with tempfile.TemporaryDirectory(prefix="kfchain-bench-frontend-") as tmp:
+        home = Path(tmp)
+        _write_model(home, "v1")
+        predictor_port, frontend_port = _free_port(), _free_port()
+        common = {"KFCHAIN_HOME": str(home), "KFCHAIN_MODEL_NAME": "iris"}
+        predictor = _start(
+            ["-m", "services.predictor"],
+            {**common, "KFCHAIN_PREDICTOR_PORT": str(predictor_port)},
+            home / "predictor.log",
+        )
+        frontend = None
+        try:
+            predictor_url = f"http://127.0.0.1:{predictor_port}"
+            _wait_ready(f"{predictor_url}/v2/health/ready", predictor, home / "predictor.log")
+            frontend = _start(
+                ["-m", "frontend"],
+                {
+                    **common,
+                    "PORT": str(frontend_port),
+                    "KFCHAIN_PREDICTOR_URL": predictor_url,
+                    "KFCHAIN_FRONTEND_WORKERS": str(workers),
+                },
+                home / "frontend.log",
+            )
+            frontend_url = f"http://127.0.0.1:{frontend_port}"
+            _wait_ready(f"{frontend_url}/health/readiness", frontend, home / "frontend.log")
+            direct = f"{predictor_url}/v1/models/iris:predict"
+            through = f"{frontend_url}/api/predict"
+            for url in (direct, through):
+                run_hey(url, 1, CONCURRENCY)  # warm-up: connection pools, caches
+            progress(f"latency (hey -c 1, {seconds:g} s each)")
+            lat_direct = run_hey(direct, seconds, 1)
+            lat_through = run_hey(through, seconds, 1)
+            progress(f"throughput (hey -c {CONCURRENCY}, {seconds:g} s each)")
+            tp_direct = run_hey(direct, seconds, CONCURRENCY)
+            tp_through = run_hey(through, seconds, CONCURRENCY)
+        finally:
+            if frontend is not None:
+                _stop(frontend)
+            _stop(predictor)
+
+    for label, result in (
+        ("predictor  c=1 ", lat_direct),
+        ("frontend   c=1 ", lat_through),
+        (f"predictor  c={CONCURRENCY}", tp_direct),
+        (f"frontend   c={CONCURRENCY}", tp_through),
+    ):
+        progress(
+            f"{label} {result.requests_per_s:8.0f} req/s  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms"
+            f"  failures {result.failures}"
+        )
+    added_p50 = lat_through.p50_ms - lat_direct.p50_ms
+    kept = tp_through.requests_per_s / tp_direct.requests_per_s if tp_direct.requests_per_s else 0.0
+    clean = lat_through.failures == 0 and tp_through.failures == 0
+    return [
+        BenchRow(
+            "frontend",
+            "/api/predict added p50 (hey -c 1)",
+            added_p50,
+            "ms",
+            "predictor p50",
+            lat_direct.p50_ms,
+            "< 2 ms added",
+            added_p50 < 2 and clean,
+        ),
+        BenchRow(
+            "frontend",
+            f"/api/predict req/s (hey -c {CONCURRENCY}, {workers} worker)",
+            tp_through.requests_per_s,
+            "req/s",
+            "predictor direct",
+            tp_direct.requests_per_s,
+            ">= 0.5x predictor",
+            kept >= 0.5 and clean,
+        ),
+        BenchRow(
+            "frontend",
+            f"/api/predict p99 (hey -c {CONCURRENCY})",
+            tp_through.p99_ms,
+            "ms",
+            "predictor direct p99",
+            tp_direct.p99_ms,
+        ),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="duration of each hey run")
+    parser.add_argument("--workers", type=int, default=1, help="frontend worker processes")
+    args = parser.parse_args()
+    for row in run(print, args.seconds, args.workers):
+        ratio = f"  ({row.ratio:.2f}x {row.baseline_name})" if row.ratio is not None else ""
+        verdict = "" if row.met is None else ("  met" if row.met else "  NOT met")
+        print(f"{row.name}: {row.value:.2f} {row.unit}{ratio}  target {row.target or '-'}{verdict}")
+
+
+if __name__ == "__main__":
+    main()
