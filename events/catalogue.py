@@ -73,7 +73,9 @@ class Candidate:
         uri = data.get("uri")
         if not isinstance(uri, str) or not uri:
             raise InvalidEventError(f"{where}.uri", "must be a non-empty string", uri)
-        return cls(k=_require_int(data, "k", where), accuracy=_require_fraction(data, "accuracy", where), uri=uri)
+        return cls(
+            k=_require_int(data, "k", where), accuracy=_require_fraction(data, "accuracy", where), uri=uri
+        )
 
 
 @dataclass(frozen=True)
@@ -170,6 +172,8 @@ class PipelineRunFailed(Payload):
     def from_data(cls, data: Any) -> PipelineRunFailed:
         data = _require_object(data, "", "data")
         error = data.get("error")
+        if error is None:
+            raise InvalidEventError("data.error", "is required")
         if not isinstance(error, str):
             raise InvalidEventError("data.error", "must be a string", error)
         return cls(
@@ -260,7 +264,13 @@ class ModelRolloutFailed(Payload):
 
 CATALOGUE: dict[str, type[Payload]] = {
     cls.TYPE: cls
-    for cls in (PipelineRunSucceeded, PipelineRunFailed, PipelineRunSubmitted, ModelDeployed, ModelRolloutFailed)
+    for cls in (
+        PipelineRunSucceeded,
+        PipelineRunFailed,
+        PipelineRunSubmitted,
+        ModelDeployed,
+        ModelRolloutFailed,
+    )
 }
 
 #: Types that mark a step of a chain as failed (the log and timeline flag them).

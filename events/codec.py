@@ -82,7 +82,9 @@ def _require_attributes(present: Iterable[str], spelled: str) -> None:
     names = set(present)
     for name in _REQUIRED:
         if name not in names:
-            raise InvalidEventError(name, f"is a required CloudEvents attribute ({spelled.format(name)} is missing)")
+            raise InvalidEventError(
+                name, f"is a required CloudEvents attribute ({spelled.format(name)} is missing)"
+            )
 
 
 def _structured_keys(body: bytes | str | None) -> list[str]:
@@ -125,7 +127,9 @@ def from_kafka(record: KafkaRecord) -> Event:
             STRUCTURED_CONTENT_TYPE
         ):
             raise InvalidEventError(
-                "content-type", f"unsupported event format; only {STRUCTURED_CONTENT_TYPE} is read", content_type
+                "content-type",
+                f"unsupported event format; only {STRUCTURED_CONTENT_TYPE} is read",
+                content_type,
             )
         if content_type.startswith(STRUCTURED_CONTENT_TYPE):
             _require_attributes(_structured_keys(record.value), "JSON member {!r}")

@@ -54,7 +54,9 @@ class Event:
         for name in ("id", "source", "type"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
-                raise InvalidEventError(name, "is a required CloudEvents attribute and must be a non-empty string", value)
+                raise InvalidEventError(
+                    name, "is a required CloudEvents attribute and must be a non-empty string", value
+                )
         if not isinstance(self.time, datetime) or self.time.tzinfo is None:
             raise InvalidEventError("time", "must be a timezone-aware timestamp (RFC 3339)", self.time)
         for name in self.extensions:
@@ -116,10 +118,19 @@ class Event:
             raise InvalidEventError("specversion", f"must be {SPECVERSION}", specversion)
         raw_time = attrs.pop("time", None)
         time = _parse_time(raw_time) if raw_time else _now()
-        known = {name: attrs.pop(name, None) for name in ("id", "source", "type", "subject", *KFCHAIN_EXTENSIONS)}
+        known = {
+            name: attrs.pop(name, None) for name in ("id", "source", "type", "subject", *KFCHAIN_EXTENSIONS)
+        }
         datacontenttype = attrs.pop("datacontenttype", None) or JSON
         attrs.pop("dataschema", None)
         extensions = {k: str(v) for k, v in attrs.items() if v is not None}
+        for name in (
+            "subject",
+            *KFCHAIN_EXTENSIONS,
+        ):  # JSON may carry them as numbers; attributes are strings
+            value = known.get(name)
+            if value is not None and not isinstance(value, (str, bytes)):
+                known[name] = str(value)
         partitionkey = known.pop("partitionkey")
         if isinstance(partitionkey, bytes):
             partitionkey = partitionkey.decode()
@@ -176,7 +187,9 @@ def new_event(
     )
 
 
-def caused_by(cause: Event, payload: Payload, *, source: str, subject: str | None = None, id: str | None = None) -> Event:
+def caused_by(
+    cause: Event, payload: Payload, *, source: str, subject: str | None = None, id: str | None = None
+) -> Event:
     """An event caused by ``cause``: same chain (and partition key), ``causationid`` = cause's id."""
     return new_event(
         payload,

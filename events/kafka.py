@@ -87,7 +87,11 @@ class Publisher:
 
         with self._lock:
             self._producer.produce(
-                topic, value=record.value or None, key=record.key, headers=list(record.headers), on_delivery=on_delivery
+                topic,
+                value=record.value or None,
+                key=record.key,
+                headers=list(record.headers),
+                on_delivery=on_delivery,
             )
             deadline = time.monotonic() + self.settings.timeout_s + 1.0
             while not done.is_set() and time.monotonic() < deadline:
@@ -159,6 +163,7 @@ class Consumer:
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "client.id": f"kfchain-{group_id}",
+                "fetch.wait.max.ms": settings.fetch_wait_ms,
                 **_GROUP_TUNING,
                 **_QUIET,
             }
@@ -182,7 +187,8 @@ class Consumer:
     def commit(self, received: Received) -> None:
         """Commit past ``received`` (synchronously, so a crash after this never redelivers it)."""
         self._consumer.commit(
-            offsets=[TopicPartition(received.topic, received.partition, received.offset + 1)], asynchronous=False
+            offsets=[TopicPartition(received.topic, received.partition, received.offset + 1)],
+            asynchronous=False,
         )
 
     def lag(self) -> dict[int, int]:
@@ -220,6 +226,7 @@ def read_topic(
             "group.id": "kfchain-reader",  # required by the client, never joined (assign, no commit)
             "enable.auto.commit": False,
             "client.id": "kfchain-reader",
+            "fetch.wait.max.ms": settings.fetch_wait_ms,
             "socket.connection.setup.timeout.ms": max(1000, int(settings.timeout_s * 1000)),
             **_QUIET,
         }
@@ -232,7 +239,9 @@ def read_topic(
         ends: dict[int, int] = {}  # partition -> offset after its last record now
         assignment = []
         for partition in meta.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=settings.timeout_s)
+            low, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, partition), timeout=settings.timeout_s
+            )
             if high > low:
                 ends[partition] = high
             if high > low or follow:
@@ -260,7 +269,11 @@ def read_topic(
 def wait_until_ready(settings: KafkaSettings, timeout_s: float | None = None) -> None:
     """Block until the broker answers a metadata request; raise ``BrokerUnavailableError`` if not."""
     admin = AdminClient(
-        {"bootstrap.servers": settings.bootstrap_servers, "socket.connection.setup.timeout.ms": 1000, **_QUIET}
+        {
+            "bootstrap.servers": settings.bootstrap_servers,
+            "socket.connection.setup.timeout.ms": 1000,
+            **_QUIET,
+        }
     )
     deadline = time.monotonic() + (timeout_s or settings.timeout_s)
     last: object = "no answer"
@@ -276,7 +289,9 @@ def wait_until_ready(settings: KafkaSettings, timeout_s: float | None = None) ->
 
 def ensure_topics(settings: KafkaSettings, topics: list[str] | None = None) -> list[str]:
     """Create the event and dead-letter topics if missing (idempotent); return those created."""
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap_servers, **_QUIET})  # keep a reference until resolved
+    admin = AdminClient(
+        {"bootstrap.servers": settings.bootstrap_servers, **_QUIET}
+    )  # keep a reference until resolved
     wanted = topics or [settings.topic, settings.dlq_topic]
     try:
         existing = set(admin.list_topics(timeout=settings.timeout_s).topics)

@@ -130,16 +130,20 @@ class EventStore:
         if after_seq is not None:
             where.append("seq > ?")
             args.append(after_seq)
-        sql = "SELECT seq, recorded_at, cloudevent FROM events"
+        sql = "SELECT seq, recorded_at, cloudevent, time FROM events"
         if where:
             sql += " WHERE " + " AND ".join(where)
         if limit is not None:
-            sql = f"SELECT * FROM ({sql} ORDER BY time DESC, seq DESC LIMIT {int(limit)}) ORDER BY time, seq"
+            # The newest ``limit`` rows, then back to oldest-first (the outer query needs ``time``).
+            sql = (
+                f"SELECT seq, recorded_at, cloudevent, time FROM ({sql} ORDER BY time DESC, seq DESC"
+                f" LIMIT {int(limit)}) ORDER BY time, seq"
+            )
         else:
             sql += " ORDER BY time, seq"
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
-        return [self._row(r) for r in rows]
+        return [self._row(r[:3]) for r in rows]
 
     def chain(self, chainid: str) -> list[StoredEvent]:
         """Every event of one chain, in time order."""
@@ -149,7 +153,8 @@ class EventStore:
         """Chain ids starting with ``prefix`` (users type the short id the log shows)."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT DISTINCT chainid FROM events WHERE chainid LIKE ? ESCAPE '\\' LIMIT 10", (_like_prefix(prefix),)
+                "SELECT DISTINCT chainid FROM events WHERE chainid LIKE ? ESCAPE '\\' LIMIT 10",
+                (_like_prefix(prefix),),
             ).fetchall()
         return [r[0] for r in rows]
 
