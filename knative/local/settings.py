@@ -1,0 +1,105 @@
+"""Settings of the local runtime, read once from the environment with working local defaults."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from events.settings import kfchain_home
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_MANIFESTS = REPO_ROOT / "knative"
+#: Local ports by short service name (docs/CONVENTIONS.md); ``KFCHAIN_<NAME>_PORT`` overrides one.
+DEFAULT_PORTS = {"predictor": 8080, "frontend": 8081, "selector": 8091, "deployer": 8092, "recorder": 8093}
+DEFAULT_METRICS_PORT = 9464
+DEFAULT_KAFKA_PORT = 9092
+_PORT_VAR = re.compile(r"^KFCHAIN_([A-Z0-9_]+)_PORT$")
+
+
+def short_name(name: str) -> str:
+    """``kfchain-predictor`` -> ``predictor``: the key of the port table and of ``KFCHAIN_<NAME>_PORT``."""
+    return name.removeprefix("kfchain-")
+
+
+def port_variable(name: str) -> str:
+    """The environment variable that overrides the local port of service ``name``."""
+    return f"KFCHAIN_{short_name(name).upper().replace('-', '_')}_PORT"
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int = 65535) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isdigit() or not minimum <= int(raw) <= maximum:
+        raise ValueError(f"{name}={raw!r} must be a whole number between {minimum} and {maximum}")
+    return int(raw)
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number (seconds)") from None
+    if value <= 0:
+        raise ValueError(f"{name}={raw!r} must be greater than 0")
+    return value
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    """What ``python -m knative.local`` needs besides the Kafka settings."""
+
+    home: Path = Path(".kfchain")
+    manifests: Path = DEFAULT_MANIFESTS
+    host: str = "127.0.0.1"
+    ports: Mapping[str, int] = field(default_factory=dict)  # overrides by short name
+    metrics_port: int = DEFAULT_METRICS_PORT
+    kafka_port: int = DEFAULT_KAFKA_PORT
+    external_kafka: str | None = None  # KAFKA_BOOTSTRAP_SERVERS: use that broker, start none
+    ready_timeout_s: float = 120.0
+    default_timeout_s: float = 30.0  # per delivery attempt when a Trigger sets no timeout
+    max_in_flight: int = 32  # deliveries in progress per Trigger
+    group_prefix: str = "kfchain.trigger."
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home / "run"
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.home / "logs"
+
+    @property
+    def state_file(self) -> Path:
+        return self.run_dir / "stack.json"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> LocalSettings:
+        """Read ``KFCHAIN_HOME``, ``KFCHAIN_MANIFESTS``, ``KFCHAIN_<NAME>_PORT`` (e.g. ``KFCHAIN_SELECTOR_PORT``),
+        ``KFCHAIN_DISPATCHER_METRICS_PORT``, ``KFCHAIN_KAFKA_PORT``, ``KAFKA_BOOTSTRAP_SERVERS``,
+        ``KFCHAIN_LOCAL_READY_TIMEOUT``, ``KFCHAIN_DISPATCH_TIMEOUT``, ``KFCHAIN_DISPATCH_MAX_IN_FLIGHT``,
+        ``KFCHAIN_TRIGGER_GROUP_PREFIX``."""
+        env = os.environ if env is None else env
+        ports = {}
+        for name in env:
+            match = _PORT_VAR.match(name)
+            if match and match.group(1) not in ("DISPATCHER_METRICS", "KAFKA"):
+                ports[match.group(1).lower().replace("_", "-")] = _int(env, name, 0, minimum=1)
+        return cls(
+            home=kfchain_home(dict(env)),
+            manifests=Path(env.get("KFCHAIN_MANIFESTS") or DEFAULT_MANIFESTS),
+            ports=ports,
+            metrics_port=_int(env, "KFCHAIN_DISPATCHER_METRICS_PORT", DEFAULT_METRICS_PORT),
+            kafka_port=_int(env, "KFCHAIN_KAFKA_PORT", DEFAULT_KAFKA_PORT, minimum=1),
+            external_kafka=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
+            ready_timeout_s=_float(env, "KFCHAIN_LOCAL_READY_TIMEOUT", 120.0),
+            default_timeout_s=_float(env, "KFCHAIN_DISPATCH_TIMEOUT", 30.0),
+            max_in_flight=_int(env, "KFCHAIN_DISPATCH_MAX_IN_FLIGHT", 32, minimum=1, maximum=10_000),
+            group_prefix=env.get("KFCHAIN_TRIGGER_GROUP_PREFIX") or "kfchain.trigger.",
+        )
