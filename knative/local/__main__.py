@@ -220,6 +220,12 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from knative.local.demo import main as demo
+
+    return demo()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m knative.local", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -228,13 +234,14 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--manifests", help="folder with the manifests (default knative/, or $KFCHAIN_MANIFESTS)")
     sub.add_parser("status", help="show the running stack")
     sub.add_parser("down", help="stop the running stack")
+    sub.add_parser("demo", help="the whole chain end to end (what `make demo` runs); leaves the stack up")
     dispatch = sub.add_parser("dispatch", help="run only the dispatcher")
     dispatch.add_argument("--manifests", help="folder with the manifests (default knative/)")
     dispatch.add_argument("--metrics-port", type=int, help="port of /metrics and /health (default 9464)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    commands = {"up": cmd_up, "status": cmd_status, "down": cmd_down, "dispatch": cmd_dispatch}
+    commands = {"up": cmd_up, "status": cmd_status, "down": cmd_down, "dispatch": cmd_dispatch, "demo": cmd_demo}
     try:
         return commands[args.command](args)
     except (ManifestError, ValueError) as exc:
