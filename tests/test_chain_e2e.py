@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +18,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from events.broker import free_port
 from events.catalogue import (
     MODEL_DEPLOYED,
     MODEL_SELECTION,
@@ -32,30 +29,24 @@ from events.event import Event, new_event
 from events.kafka import Publisher
 from events.settings import KafkaSettings
 from events.store import EventStore
+from knative.local.ephemeral import EphemeralStack, ephemeral_stack
 
 pytestmark = pytest.mark.slow
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 CHAIN_TIMEOUT_S = 150
 VERSICOLOR = [6.4, 3.2, 4.5, 1.5]
 
 
 class Stack:
-    def __init__(self, home: Path, env: dict[str, str], ports: dict[str, int]) -> None:
-        self.home, self.env, self.ports = home, env, ports
-        self.store = EventStore(home / "events.db")
+    """The ephemeral stack, plus what these tests ask of it."""
 
-    def url(self, name: str) -> str:
-        return f"http://127.0.0.1:{self.ports[name]}"
+    def __init__(self, stack: EphemeralStack) -> None:
+        self.home, self.env, self.url, self.cli = stack.home, stack.env, stack.url, stack.cli
+        self.store = EventStore(stack.home / "events.db")
 
     @property
     def kafka(self) -> KafkaSettings:
         return KafkaSettings(bootstrap_servers=self.env["KAFKA_BOOTSTRAP_SERVERS"])
-
-    def cli(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", *args], env=self.env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout
-        )
 
     def pid(self, name: str) -> int:
         state = json.loads((self.home / "run" / "stack.json").read_text())
@@ -71,14 +62,15 @@ class Stack:
             time.sleep(0.25)
         steps = [(s.event.type, s.event.data.get("pipeline")) for s in self.store.chain(chain)]
         logs = {p.name: p.read_text()[-1500:] for p in (self.home / "logs").glob("*.log")}
-        raise AssertionError(f"no {type_} {data} in chain {chain} within {timeout_s}s; have {steps}; logs {logs}")
+        raise AssertionError(
+            f"no {type_} {data} in chain {chain} within {timeout_s}s; have {steps}; logs {logs}"
+        )
 
     def train(self, version: str) -> Event:
-        done = self.cli("pipelines.submit", "training", "--k", "1,3", "--version", version, "--wait", "--quiet")
+        done = self.cli(
+            "pipelines.submit", "training", "--k", "1,3", "--version", version, "--wait", "--quiet"
+        )
         assert done.returncode == 0, done.stdout + done.stderr
-        for stored in reversed(self.store.query(type_prefix=PIPELINE_RUN_SUCCEEDED)):
-            if stored.event.pipeline == TRAINING and stored.event.data["model_version"] == version:
-                return stored.event
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             for stored in self.store.query(type_prefix=PIPELINE_RUN_SUCCEEDED):
@@ -93,31 +85,8 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    home = tmp_path_factory.mktemp("chain") / "home"
-    ports = {
-        name: free_port()
-        for name in ("selector", "deployer", "recorder", "frontend", "predictor", "dispatcher_metrics", "kafka")
-    }
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(REPO_ROOT),
-        "KFCHAIN_HOME": str(home),
-        **{f"KFCHAIN_{name.upper()}_PORT": str(port) for name, port in ports.items()},
-        "KFCHAIN_PREDICTOR_URL": f"http://127.0.0.1:{ports['predictor']}",
-        "KFCHAIN_LOCAL_READY_TIMEOUT": "90",
-    }
-    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    env["KAFKA_BOOTSTRAP_SERVERS"] = external or f"127.0.0.1:{ports['kafka']}"
-    if not external:
-        env.pop("KAFKA_BOOTSTRAP_SERVERS")  # the runtime starts its own embedded broker on KFCHAIN_KAFKA_PORT
-    stack = Stack(home, env, ports)
-    up = stack.cli("knative.local", "up", "--detach", timeout=150)
-    assert up.returncode == 0, up.stdout + up.stderr
-    stack.env["KAFKA_BOOTSTRAP_SERVERS"] = external or f"127.0.0.1:{ports['kafka']}"
-    try:
-        yield stack
-    finally:
-        stack.cli("knative.local", "down", timeout=60)
+    with ephemeral_stack(tmp_path_factory.mktemp("chain") / "home") as running:
+        yield Stack(running)
 
 
 def test_training_run_is_selected_and_deployed_without_anyone_stepping_in(stack: Stack) -> None:
@@ -162,7 +131,9 @@ def test_a_duplicate_delivery_starts_one_selection_run(stack: Stack) -> None:
     while time.monotonic() < deadline and duplicates < 2:
         metrics = httpx.get(f"{stack.url('selector')}/metrics", timeout=5).text
         duplicates = sum(
-            float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith("kfchain_events_duplicate_total{")
+            float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith("kfchain_events_duplicate_total{")
         )
         time.sleep(0.25)
     assert duplicates == 2
