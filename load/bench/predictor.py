@@ -24,6 +24,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from load.bench import BenchRow, Progress
 from services.predictor.launcher import PredictorProcess, free_port, wait_until_up
@@ -228,7 +229,7 @@ def serve_stock(port: int, model_path: str) -> None:
     class SklearnModel(Model):
         def __init__(self, name: str):
             super().__init__(name)
-            self.model = None
+            self.model: Any = None
 
         def load(self) -> bool:
             self.model = joblib.load(model_path)

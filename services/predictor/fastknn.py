@@ -23,6 +23,8 @@ import numpy as np
 # Relative gap under which two distances (or two class votes) count as a tie. Our distances may
 # differ from scikit-learn's tree code in the last bits, so anything this close goes to sklearn.
 _TIE_TOLERANCE = 1e-9
+# Distances below this (in scaled units) count as an exact match of a training point.
+_NEAR_ZERO = 1e-6
 
 
 @dataclass(frozen=True)
@@ -66,15 +68,16 @@ class FastKnn:
             kth = sq_dist[row_index[:, 0], nearest[:, -1]][:, None]
             band = np.abs(sq_dist - kth) <= _TIE_TOLERANCE * np.maximum(kth, 1.0)
             band_labels = np.where(band, self.train_labels, -1)
-            undecided = (band_labels.max(axis=1) != np.where(band, self.train_labels, self.n_classes).min(axis=1))
+            undecided = band_labels.max(axis=1) != np.where(band, self.train_labels, self.n_classes).min(
+                axis=1
+            )
         if self.distance_weighted:
             dist = np.sqrt(sq_dist[row_index, nearest])
-            exact = dist == 0
+            # A (near-)exact match: sklearn's brute force computes it as ~1e-8, its trees as 0 (and
+            # then lets only exact matches vote); either way, leave such rows to sklearn.
+            undecided |= (dist < _NEAR_ZERO).any(axis=1)
             with np.errstate(divide="ignore"):
-                weights = 1.0 / dist
-            # scikit-learn's rule: a row with an exact match counts only its exact matches.
-            has_exact = exact.any(axis=1)
-            weights[has_exact] = exact[has_exact]
+                weights = 1.0 / np.maximum(dist, _NEAR_ZERO)
         else:
             weights = None
         votes = np.zeros((rows.shape[0], self.n_classes))
@@ -106,12 +109,9 @@ class FastKnn:
                 return None  # rare: let scikit-learn settle the neighbour set
         if self.distance_weighted:
             dist = np.sqrt(sq_dist[nearest])
-            exact = dist == 0
-            if exact.any():  # scikit-learn's rule: only the exact matches vote
-                weights = exact.astype(np.float64)
-            else:
-                weights = 1.0 / dist
-            votes = np.bincount(labels, weights=weights, minlength=self.n_classes)
+            if dist[0] < _NEAR_ZERO:  # sorted: dist[0] is the smallest
+                return None
+            votes = np.bincount(labels, weights=1.0 / dist, minlength=self.n_classes)
             top_two = np.sort(votes)[-2:]
             if top_two[1] - top_two[0] <= _TIE_TOLERANCE * max(top_two[1], 1.0):
                 return None

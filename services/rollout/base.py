@@ -13,6 +13,7 @@ class RolloutOutcome:
     endpoint: str
     traffic_percent: int
     previous_version: str | None
+    unchanged: bool = False  # True: that version was already serving, nothing was changed
 
 
 class RolloutFailed(RuntimeError):
