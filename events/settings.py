@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from events.envvars import env_bool, env_int, env_seconds
+
 DEFAULT_BOOTSTRAP = "127.0.0.1:9092"
 DEFAULT_TOPIC = "kfchain.events"
 DEFAULT_DLQ_TOPIC = "kfchain.events.dlq"
@@ -16,32 +18,6 @@ def kfchain_home(env: Mapping[str, str] | None = None) -> Path:
     """``$KFCHAIN_HOME`` (default ``./.kfchain``): where all local state lives."""
     source: Mapping[str, str] = os.environ if env is None else env
     return Path(source.get("KFCHAIN_HOME") or ".kfchain").expanduser()
-
-
-def _float(env: dict[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(
-            f"{name}={raw!r} is not a number (seconds); unset it or give e.g. {name}={default:g}"
-        ) from None
-    if value <= 0:
-        raise ValueError(f"{name}={raw!r} must be greater than 0")
-    return value
-
-
-def _bool(env: dict[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    if raw.lower() in ("1", "true", "yes", "on"):
-        return True
-    if raw.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{name}={raw!r} is not a boolean; use true or false")
 
 
 @dataclass(frozen=True)
@@ -66,20 +42,12 @@ class KafkaSettings:
         ``KFCHAIN_KAFKA_TIMEOUT``, ``KFCHAIN_KAFKA_IDEMPOTENCE``, ``KFCHAIN_TOPIC_PARTITIONS``,
         ``KFCHAIN_KAFKA_FETCH_WAIT_MS``."""
         env = dict(os.environ if env is None else env)
-        partitions_raw = env.get("KFCHAIN_TOPIC_PARTITIONS", "3")
-        if not partitions_raw.isdigit() or int(partitions_raw) < 1:
-            raise ValueError(f"KFCHAIN_TOPIC_PARTITIONS={partitions_raw!r} must be a positive integer")
-        fetch_wait_raw = env.get("KFCHAIN_KAFKA_FETCH_WAIT_MS") or "10"
-        if not fetch_wait_raw.isdigit() or int(fetch_wait_raw) < 1:
-            raise ValueError(
-                f"KFCHAIN_KAFKA_FETCH_WAIT_MS={fetch_wait_raw!r} must be a positive integer (milliseconds), e.g. 10"
-            )
         return cls(
             bootstrap_servers=env.get("KAFKA_BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP,
             topic=env.get("KFCHAIN_TOPIC") or DEFAULT_TOPIC,
             dlq_topic=env.get("KFCHAIN_DLQ_TOPIC") or DEFAULT_DLQ_TOPIC,
-            timeout_s=_float(env, "KFCHAIN_KAFKA_TIMEOUT", 10.0),
-            idempotence=_bool(env, "KFCHAIN_KAFKA_IDEMPOTENCE", True),
-            partitions=int(partitions_raw),
-            fetch_wait_ms=int(fetch_wait_raw),
+            timeout_s=env_seconds(env, "KFCHAIN_KAFKA_TIMEOUT", 10.0),
+            idempotence=env_bool(env, "KFCHAIN_KAFKA_IDEMPOTENCE", True),
+            partitions=env_int(env, "KFCHAIN_TOPIC_PARTITIONS", 3, minimum=1),
+            fetch_wait_ms=env_int(env, "KFCHAIN_KAFKA_FETCH_WAIT_MS", 10, minimum=1),
         )

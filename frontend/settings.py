@@ -8,51 +8,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from events.envvars import env_bool, env_int, env_seconds
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8081
 DEFAULT_PREDICTOR_URL = "http://127.0.0.1:8080"
 DEFAULT_MODEL_NAME = "iris"
-
-
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(
-            f"{name}={raw!r} is not an integer; unset it or give e.g. {name}={default}"
-        ) from None
-    if not minimum <= value <= maximum:
-        raise ValueError(f"{name}={raw!r} must be between {minimum} and {maximum}")
-    return value
-
-
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(
-            f"{name}={raw!r} is not a number of seconds; unset it or give e.g. {name}={default:g}"
-        ) from None
-    if not 0 < value <= 600:
-        raise ValueError(f"{name}={raw!r} must be greater than 0 and at most 600 seconds")
-    return value
-
-
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    if raw.lower() in ("1", "true", "yes", "on"):
-        return True
-    if raw.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{name}={raw!r} is not a boolean; use true or false")
 
 
 def _url(env: Mapping[str, str], name: str, default: str) -> str:
@@ -91,13 +52,13 @@ class Settings:
         home = Path(env.get("KFCHAIN_HOME") or ".kfchain").expanduser()
         return cls(
             host=(env.get("KFCHAIN_FRONTEND_HOST") or DEFAULT_HOST).strip(),
-            port=_int(env, port_name, DEFAULT_PORT, 0, 65535),
-            workers=_int(env, "KFCHAIN_FRONTEND_WORKERS", 1, 1, 64),
+            port=env_int(env, port_name, DEFAULT_PORT, 0, 65535),
+            workers=env_int(env, "KFCHAIN_FRONTEND_WORKERS", 1, 1, 64),
             predictor_url=_url(env, "KFCHAIN_PREDICTOR_URL", DEFAULT_PREDICTOR_URL),
             model_name=model_name,
-            predictor_timeout_s=_seconds(env, "KFCHAIN_PREDICTOR_TIMEOUT", 5.0),
+            predictor_timeout_s=env_seconds(env, "KFCHAIN_PREDICTOR_TIMEOUT", 5.0, maximum=600),
             events_db=home / "events.db",
             secret_key=env.get("KFCHAIN_SECRET_KEY") or secrets.token_urlsafe(32),
-            debug=_bool(env, "KFCHAIN_DEBUG", False),
-            sse_poll_s=_seconds(env, "KFCHAIN_FRONTEND_SSE_POLL", 0.5),
+            debug=env_bool(env, "KFCHAIN_DEBUG", False),
+            sse_poll_s=env_seconds(env, "KFCHAIN_FRONTEND_SSE_POLL", 0.5, maximum=600),
         )

@@ -31,6 +31,7 @@ from typing import Any
 
 import yaml
 
+from events.envvars import env_int
 from load.hey import HeyError, HeyResult, parse_hey_summary
 from load.locustrun import LocustRunError
 from load.settings import DEFAULT_OUTPUT_DIR, LoadSettings
@@ -53,15 +54,6 @@ def duration_seconds(duration: str) -> float:
         raise ValueError(f"duration {duration!r} is not like 30s, 1m or 1m30s (hey's -z format)")
     hours, minutes, seconds = match.groups()
     return int(hours or 0) * 3600 + int(minutes or 0) * 60 + float(seconds or 0)
-
-
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if not raw:
-        return default
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"{name}={raw!r} is not a positive integer; unset it or give e.g. {name}={default}")
-    return int(raw)
 
 
 @dataclass(frozen=True)
@@ -114,7 +106,7 @@ class ClusterSettings:
             namespace=env.get("KFCHAIN_NAMESPACE") or "kfchain",
             inference_service=env.get("KFCHAIN_MODEL_NAME") or "iris",
             duration=env.get("KFCHAIN_HEY_DURATION") or "1m",
-            concurrency=_positive_int(env, "KFCHAIN_HEY_CONCURRENCY", 500),
+            concurrency=env_int(env, "KFCHAIN_HEY_CONCURRENCY", 500, minimum=1),
             target_url=env.get("KFCHAIN_HEY_URL") or "",
             interval_s=interval_s,
             output_dir=Path(env.get("KFCHAIN_LOAD_OUTPUT") or DEFAULT_OUTPUT_DIR).expanduser(),
@@ -663,7 +655,7 @@ def main(argv: list[str] | None = None) -> int:
         load_settings = LoadSettings.from_env()
         options = LocalOptions(
             duration=args.duration or os.environ.get("KFCHAIN_HEY_DURATION") or "10s",
-            concurrency=args.concurrency or _positive_int(os.environ, "KFCHAIN_HEY_CONCURRENCY", 50),
+            concurrency=args.concurrency or env_int(os.environ, "KFCHAIN_HEY_CONCURRENCY", 50, minimum=1),
             locust_users=args.locust_users,
             locust_seconds=args.locust_seconds,
         )

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from events.envvars import env_int, env_seconds
 from events.settings import kfchain_home
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -27,28 +28,6 @@ def short_name(name: str) -> str:
 def port_variable(name: str) -> str:
     """The environment variable that overrides the local port of service ``name``."""
     return f"KFCHAIN_{short_name(name).upper().replace('-', '_')}_PORT"
-
-
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int = 65535) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    if not raw.isdigit() or not minimum <= int(raw) <= maximum:
-        raise ValueError(f"{name}={raw!r} must be a whole number between {minimum} and {maximum}")
-    return int(raw)
-
-
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a number (seconds)") from None
-    if value <= 0:
-        raise ValueError(f"{name}={raw!r} must be greater than 0")
-    return value
 
 
 @dataclass(frozen=True)
@@ -90,16 +69,18 @@ class LocalSettings:
         for name in env:
             match = _PORT_VAR.match(name)
             if match and match.group(1) not in ("DISPATCHER_METRICS", "KAFKA"):
-                ports[match.group(1).lower().replace("_", "-")] = _int(env, name, 0, minimum=1)
+                ports[match.group(1).lower().replace("_", "-")] = env_int(
+                    env, name, 0, minimum=1, maximum=65535
+                )
         return cls(
             home=kfchain_home(dict(env)),
             manifests=Path(env.get("KFCHAIN_MANIFESTS") or DEFAULT_MANIFESTS),
             ports=ports,
-            metrics_port=_int(env, "KFCHAIN_DISPATCHER_METRICS_PORT", DEFAULT_METRICS_PORT),
-            kafka_port=_int(env, "KFCHAIN_KAFKA_PORT", DEFAULT_KAFKA_PORT, minimum=1),
+            metrics_port=env_int(env, "KFCHAIN_DISPATCHER_METRICS_PORT", DEFAULT_METRICS_PORT, maximum=65535),
+            kafka_port=env_int(env, "KFCHAIN_KAFKA_PORT", DEFAULT_KAFKA_PORT, minimum=1, maximum=65535),
             external_kafka=env.get("KAFKA_BOOTSTRAP_SERVERS") or None,
-            ready_timeout_s=_float(env, "KFCHAIN_LOCAL_READY_TIMEOUT", 120.0),
-            default_timeout_s=_float(env, "KFCHAIN_DISPATCH_TIMEOUT", 30.0),
-            max_in_flight=_int(env, "KFCHAIN_DISPATCH_MAX_IN_FLIGHT", 32, minimum=1, maximum=10_000),
+            ready_timeout_s=env_seconds(env, "KFCHAIN_LOCAL_READY_TIMEOUT", 120.0),
+            default_timeout_s=env_seconds(env, "KFCHAIN_DISPATCH_TIMEOUT", 30.0),
+            max_in_flight=env_int(env, "KFCHAIN_DISPATCH_MAX_IN_FLIGHT", 32, minimum=1, maximum=10_000),
             group_prefix=env.get("KFCHAIN_TRIGGER_GROUP_PREFIX") or "kfchain.trigger.",
         )

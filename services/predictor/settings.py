@@ -7,33 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from events.envvars import env_bool, env_int
+
 IRIS_SPECIES = ("setosa", "versicolor", "virginica")
-
-
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(
-            f"{name}={raw!r} is not an integer; unset it or give e.g. {name}={default}"
-        ) from None
-    if value < minimum:
-        raise ValueError(f"{name}={raw!r} must be at least {minimum}")
-    return value
-
-
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    if raw.lower() in ("1", "true", "yes", "on"):
-        return True
-    if raw.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{name}={raw!r} is not a boolean; use true or false")
 
 
 @dataclass(frozen=True)
@@ -73,10 +49,10 @@ class PredictorSettings:
             home=Path(env.get("KFCHAIN_HOME") or ".kfchain").expanduser(),
             model_name=model_name,
             host=env.get("KFCHAIN_PREDICTOR_HOST") or "127.0.0.1",
-            port=_int(env, "KFCHAIN_PREDICTOR_PORT", 8080, minimum=0),
-            max_batch=_int(env, "KFCHAIN_PREDICTOR_MAX_BATCH", 1000, minimum=1),
-            max_body_bytes=_int(env, "KFCHAIN_PREDICTOR_MAX_BODY_BYTES", 1 << 20, minimum=64),
-            cache_size=_int(env, "KFCHAIN_PREDICTOR_CACHE_SIZE", 4096),
-            fast_path=_bool(env, "KFCHAIN_PREDICTOR_FAST_PATH", True),
-            access_log=_bool(env, "KFCHAIN_PREDICTOR_ACCESS_LOG", False),
+            port=env_int(env, "KFCHAIN_PREDICTOR_PORT", 8080, minimum=0),
+            max_batch=env_int(env, "KFCHAIN_PREDICTOR_MAX_BATCH", 1000, minimum=1),
+            max_body_bytes=env_int(env, "KFCHAIN_PREDICTOR_MAX_BODY_BYTES", 1 << 20, minimum=64),
+            cache_size=env_int(env, "KFCHAIN_PREDICTOR_CACHE_SIZE", 4096),
+            fast_path=env_bool(env, "KFCHAIN_PREDICTOR_FAST_PATH", True),
+            access_log=env_bool(env, "KFCHAIN_PREDICTOR_ACCESS_LOG", False),
         )
