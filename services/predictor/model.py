@@ -18,6 +18,7 @@ import numpy as np
 from kserve import Model
 from kserve.errors import InvalidInput, ModelNotReady
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
+from prometheus_client import Gauge
 
 from services.predictor.fastknn import FastKnn, compile_fast_knn
 from services.predictor.protocol import InvalidRequest, PredictRequest, encode_v1, parse_v1, v2_response
@@ -144,6 +145,13 @@ def load_version(path: Path, version: str, species: tuple[str, ...], cache_size:
     return loaded
 
 
+MODEL_INFO = Gauge(
+    "kfchain_predictor_model_info",
+    "1 for the model version this predictor serves now (label model_version), 0 for versions it served before",
+    ["model_name", "model_version"],
+)
+
+
 class IrisModel(Model):
     """``kserve.Model`` serving the current version of one model from the serving store."""
 
@@ -167,9 +175,16 @@ class IrisModel(Model):
         if pointer is None:
             log.warning("no version of %s rolled out yet under %s; not ready", self.name, self.store.root)
             return False
-        self.current = self._load(pointer.current)
+        self._serve(self._load(pointer.current))
         self.ready = True
         return True
+
+    def _serve(self, loaded: LoadedVersion) -> None:
+        """Make ``loaded`` current (one assignment) and say so in the metrics."""
+        if self.current is not None:
+            MODEL_INFO.labels(self.name, self.current.version).set(0)
+        self.current = loaded
+        MODEL_INFO.labels(self.name, loaded.version).set(1)
 
     def _load(self, version: str) -> LoadedVersion:
         return load_version(self.store.model_path(self.name, version), version, self.species, self.cache_size)
@@ -195,7 +210,8 @@ class IrisModel(Model):
         if target is None:
             raise KeyError(version)
         if self.current is not target:
-            self.previous, self.current = self.current, target
+            self.previous = self.current
+            self._serve(target)
         self.staged.pop(version, None)
         self.ready = True
         return target.version, self.previous.version if self.previous else None

@@ -100,6 +100,9 @@ async def test_two_rollouts_under_load_fail_no_request(
     assert backend.current_version("iris") == "load-3"
     pointer = ServingStore(predictor.home / "serving").read_pointer("iris")
     assert pointer is not None and (pointer.current, pointer.previous) == ("load-3", "load-2")
+    metrics = httpx.get(f"{predictor.url}/metrics", timeout=5).text  # dashboards show the serving version
+    assert 'kfchain_predictor_model_info{model_name="iris",model_version="load-3"} 1.0' in metrics
+    assert 'kfchain_predictor_model_info{model_name="iris",model_version="load-2"} 0.0' in metrics
 
 
 def test_a_broken_version_fails_and_the_previous_keeps_serving(
