@@ -15,6 +15,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import json
+import logging
 import os
 import re
 import subprocess
@@ -341,9 +342,11 @@ def run_local(
             pipeline_root=str(home / "artifacts"),
             raise_on_error=False,
         )
-        # kfp.local swaps builtins.print per task; with parallel loop tasks the swaps race and can leave
-        # an indenting print behind, so put the real one back afterwards.
+        # kfp.local swaps builtins.print and the root logger's handlers per task; with parallel loop
+        # tasks the swaps race and can leave an indenting print, or a handler on this run's (soon
+        # closed) stream, behind. Put the real ones back afterwards.
         real_print = builtins.print
+        root_handlers, root_level = list(logging.root.handlers), logging.root.level
         with warnings.catch_warnings(), contextlib.redirect_stdout(stream):
             # Components run on KFCHAIN_IMAGE on a cluster; locally the current environment is that image.
             warnings.filterwarnings("ignore", message=".*non-Python base image.*")
@@ -353,6 +356,8 @@ def run_local(
                 crash = f"{type(exc).__name__}: {exc}"
             finally:
                 builtins.print = real_print
+                logging.root.handlers[:] = root_handlers
+                logging.root.setLevel(root_level)
     state = stream.pipeline_state or "FAILED"
     error = "; ".join(stream.errors) or crash or (stream.pipeline_detail if state != "SUCCEEDED" else "")
     announced = next(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import logging
 import pkgutil
 import sys
 import threading
@@ -104,9 +103,6 @@ def run_module(name: str, reporter: Reporter) -> ModuleOutcome | None:
     outcome = ModuleOutcome(name)
     started = time.monotonic()
     progress = reporter.progress_for(name)
-    # Modules share this process: undo logging set-up a module (or a library it drives) leaves behind,
-    # such as a root handler on a stream that is closed once its run ends.
-    root_handlers, root_level = list(logging.root.handlers), logging.root.level
     try:
         module = importlib.import_module(f"load.bench.{name}")
         run = getattr(module, "run", None)
@@ -122,9 +118,6 @@ def run_module(name: str, reporter: Reporter) -> ModuleOutcome | None:
         first_line = (str(error).strip().splitlines() or [""])[0]
         outcome.error = f"{type(error).__name__}: {first_line}"[:300]
         progress(f"failed:\n{traceback.format_exc()}")
-    finally:
-        logging.root.handlers[:] = root_handlers
-        logging.root.setLevel(root_level)
     outcome.seconds = time.monotonic() - started
     progress(
         f"done in {outcome.seconds:.1f} s"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import uuid
 from pathlib import Path
@@ -42,7 +43,11 @@ def settings(kafka_broker: KafkaSettings, tmp_path_factory: pytest.TempPathFacto
 
 @pytest.fixture(scope="module")
 def trained(settings: PipelinesSettings) -> RunResult:
+    handlers = list(logging.root.handlers)
     result = submit_training(settings, k_values="1,3", wait=True)
+    # kfp.local's per-task logging swaps race between the parallel train tasks; the run must leave
+    # the process's logging as it found it (no handler on the run's closed log stream).
+    assert logging.root.handlers == handlers
     assert isinstance(result, RunResult)
     return result
 
