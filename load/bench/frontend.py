@@ -17,79 +17,27 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
+from events.broker import free_port
 from load.bench import BenchRow, Progress
+from load.hey import HeyResult, run_hey
 
 ROOT = Path(__file__).resolve().parents[2]
 BODY = '{"instances": [[6.0, 2.7, 4.5, 1.4]]}'
 CONCURRENCY = 20
 
 
-@dataclass(frozen=True)
-class HeyResult:
-    requests_per_s: float
-    p50_ms: float
-    p99_ms: float
-    failures: int
-
-
-def run_hey(url: str, seconds: float, concurrency: int) -> HeyResult:
-    """POST the one-row body to ``url`` for ``seconds`` with ``concurrency`` workers."""
-    hey = shutil.which("hey")
-    if hey is None:
-        raise RuntimeError("`hey` is not installed; apt-get install hey")
-    out = subprocess.run(
-        [
-            hey,
-            "-z",
-            f"{seconds:g}s",
-            "-c",
-            str(concurrency),
-            "-m",
-            "POST",
-            "-T",
-            "application/json",
-            "-d",
-            BODY,
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-
-    def number(pattern: str) -> float:
-        match = re.search(pattern, out)
-        if match is None:
-            raise RuntimeError(f"cannot read {pattern!r} from hey's output:\n{out[-2000:]}")
-        return float(match.group(1))
-
-    codes = {int(c): int(n) for c, n in re.findall(r"\[(\d{3})\]\s+(\d+) responses", out)}
-    errors = sum(int(n) for n in re.findall(r"\[(\d+)\]\s+Post", out))
-    return HeyResult(
-        requests_per_s=number(r"Requests/sec:\s+([\d.]+)"),
-        p50_ms=number(r"50%+ in ([\d.]+) secs") * 1000,
-        p99_ms=number(r"99%+ in ([\d.]+) secs") * 1000,
-        failures=sum(n for c, n in codes.items() if not 200 <= c < 300) + errors,
-    )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def hey(url: str, seconds: float, concurrency: int) -> HeyResult:
+    """``hey -z <seconds>s -c <concurrency>`` POSTing the one-row body."""
+    return run_hey(url, body=BODY.encode(), duration=f"{seconds:g}s", concurrency=concurrency)
 
 
 def _wait_ready(url: str, process: subprocess.Popen, log: Path, timeout_s: float = 60) -> None:
@@ -158,7 +106,7 @@ def run(progress: Progress = print, seconds: float = 10.0, workers: int = 1) -> 
     with tempfile.TemporaryDirectory(prefix="kfchain-bench-frontend-") as tmp:
         home = Path(tmp)
         _write_model(home, "v1")
-        predictor_port, frontend_port = _free_port(), _free_port()
+        predictor_port, frontend_port = free_port(), free_port()
         common = {"KFCHAIN_HOME": str(home), "KFCHAIN_MODEL_NAME": "iris"}
         predictor = _start(
             ["-m", "services.predictor"],
@@ -184,13 +132,13 @@ def run(progress: Progress = print, seconds: float = 10.0, workers: int = 1) -> 
             direct = f"{predictor_url}/v1/models/iris:predict"
             through = f"{frontend_url}/api/predict"
             for url in (direct, through):
-                run_hey(url, 1, CONCURRENCY)  # warm-up: connection pools, caches
+                hey(url, 1, CONCURRENCY)  # warm-up: connection pools, caches
             progress(f"latency (hey -c 1, {seconds:g} s each)")
-            lat_direct = run_hey(direct, seconds, 1)
-            lat_through = run_hey(through, seconds, 1)
+            lat_direct = hey(direct, seconds, 1)
+            lat_through = hey(through, seconds, 1)
             progress(f"throughput (hey -c {CONCURRENCY}, {seconds:g} s each)")
-            tp_direct = run_hey(direct, seconds, CONCURRENCY)
-            tp_through = run_hey(through, seconds, CONCURRENCY)
+            tp_direct = hey(direct, seconds, CONCURRENCY)
+            tp_through = hey(through, seconds, CONCURRENCY)
         finally:
             if frontend is not None:
                 _stop(frontend)
@@ -203,12 +151,12 @@ def run(progress: Progress = print, seconds: float = 10.0, workers: int = 1) -> 
         (f"frontend   c={CONCURRENCY}", tp_through),
     ):
         progress(
-            f"{label} {result.requests_per_s:8.0f} req/s  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms"
-            f"  failures {result.failures}"
+            f"{label} {result.requests_per_s:8.0f} req/s  p50 {result.latency_ms(50):6.2f} ms  p99 {result.latency_ms(99):6.2f} ms"
+            f"  failures {result.requests - result.ok_requests}"
         )
-    added_p50 = lat_through.p50_ms - lat_direct.p50_ms
+    added_p50 = lat_through.latency_ms(50) - lat_direct.latency_ms(50)
     kept = tp_through.requests_per_s / tp_direct.requests_per_s if tp_direct.requests_per_s else 0.0
-    clean = lat_through.failures == 0 and tp_through.failures == 0
+    clean = lat_through.ok_ratio == 1 and tp_through.ok_ratio == 1
     return [
         BenchRow(
             "frontend",
@@ -216,7 +164,7 @@ def run(progress: Progress = print, seconds: float = 10.0, workers: int = 1) -> 
             added_p50,
             "ms",
             "predictor p50",
-            lat_direct.p50_ms,
+            lat_direct.latency_ms(50),
             "< 2 ms added",
             added_p50 < 2 and clean,
         ),
@@ -233,10 +181,10 @@ def run(progress: Progress = print, seconds: float = 10.0, workers: int = 1) -> 
         BenchRow(
             "frontend",
             f"/api/predict p99 (hey -c {CONCURRENCY})",
-            tp_through.p99_ms,
+            tp_through.latency_ms(99),
             "ms",
             "predictor direct p99",
-            tp_direct.p99_ms,
+            tp_direct.latency_ms(99),
         ),
     ]
 

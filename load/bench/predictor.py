@@ -17,8 +17,6 @@ duration); the prediction-equality requirement is a test (tests/services/test_pr
 from __future__ import annotations
 
 import argparse
-import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from load.bench import BenchRow, Progress
+from load.hey import run_hey
 from services.predictor.launcher import PredictorProcess, free_port, wait_until_up
 
 BODY = '{"instances": [[6.1, 2.8, 4.7, 1.2]]}'
@@ -34,7 +33,7 @@ CONCURRENCY = 20
 
 
 @dataclass(frozen=True)
-class HeyResult:
+class ServerResult:
     requests_per_s: float
     p50_ms: float
     p99_ms: float
@@ -57,38 +56,15 @@ def write_model(path: Path) -> None:
     )
 
 
-def run_hey(url: str, seconds: float, concurrency: int = CONCURRENCY) -> tuple[float, float, float, int]:
+def hey(url: str, seconds: float, concurrency: int = CONCURRENCY) -> tuple[float, float, float, int]:
     """Drive ``url`` with hey; return (requests/s, p50 ms, p99 ms, non-2xx count)."""
-    hey = shutil.which("hey")
-    if hey is None:
-        raise RuntimeError("`hey` is not installed; apt-get install hey")
-    out = subprocess.run(
-        [
-            hey,
-            "-z",
-            f"{seconds}s",
-            "-c",
-            str(concurrency),
-            "-m",
-            "POST",
-            "-T",
-            "application/json",
-            "-d",
-            BODY,
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = float(re.search(r"50%+ in ([\d.]+) secs", out).group(1)) * 1000  # type: ignore[union-attr]
-    p99 = float(re.search(r"99%+ in ([\d.]+) secs", out).group(1)) * 1000  # type: ignore[union-attr]
-    codes = dict((int(c), int(n)) for c, n in re.findall(r"\[(\d{3})\]\s+(\d+) responses", out))
-    non_2xx = sum(n for c, n in codes.items() if not 200 <= c < 300) + len(
-        re.findall(r"Error distribution", out)
+    result = run_hey(url, body=BODY.encode(), duration=f"{seconds:g}s", concurrency=concurrency)
+    return (
+        result.requests_per_s,
+        result.latency_ms(50),
+        result.latency_ms(99),
+        result.requests - result.ok_requests,
     )
-    return rps, p50, p99, non_2xx
 
 
 def _rss_mib(pid: int) -> float:
@@ -98,16 +74,16 @@ def _rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def _bench_child(args: list[str], url: str, ready_url: str, seconds: float, log: Path) -> HeyResult:
+def _bench_child(args: list[str], url: str, ready_url: str, seconds: float, log: Path) -> ServerResult:
     with log.open("wb") as out:
         child = subprocess.Popen(
             [sys.executable, "-m", "load.bench.predictor", *args], stdout=out, stderr=subprocess.STDOUT
         )
     try:
         wait_until_up(ready_url, 60, child, log)
-        run_hey(url, 1)  # warm-up
-        rps, p50, p99, bad = run_hey(url, seconds)
-        return HeyResult(rps, p50, p99, bad, _rss_mib(child.pid))
+        hey(url, 1)  # warm-up
+        rps, p50, p99, bad = hey(url, seconds)
+        return ServerResult(rps, p50, p99, bad, _rss_mib(child.pid))
     finally:
         child.terminate()
         try:
@@ -116,15 +92,15 @@ def _bench_child(args: list[str], url: str, ready_url: str, seconds: float, log:
             child.kill()
 
 
-def _bench_kfchain(home: Path, seconds: float, env: dict[str, str]) -> HeyResult:
+def _bench_kfchain(home: Path, seconds: float, env: dict[str, str]) -> ServerResult:
     import httpx
 
     with PredictorProcess(home=home, env=env) as predictor:
         httpx.post(f"{predictor.url}/v2/repository/models/iris/load", timeout=30).raise_for_status()
         url = f"{predictor.url}/v1/models/iris:predict"
-        run_hey(url, 1)
-        rps, p50, p99, bad = run_hey(url, seconds)
-        return HeyResult(rps, p50, p99, bad, predictor.rss_mib())
+        hey(url, 1)
+        rps, p50, p99, bad = hey(url, seconds)
+        return ServerResult(rps, p50, p99, bad, predictor.rss_mib())
 
 
 def run(progress: Progress = print, seconds: float = 10.0) -> list[BenchRow]:
