@@ -83,7 +83,7 @@ def deployer_handler(backend: RolloutBackend, on_deployed: OnDeployed | None = N
     return SinkHandler(
         name="deployer",
         handle=handle,
-        accepts=lambda e: None if _selection_done(e) else None,
+        accepts=_selection_done,
         business_key=business_key,
     )
 

@@ -71,7 +71,7 @@ def selector_handler(submit: SelectionSubmitter) -> SinkHandler:
     return SinkHandler(
         name="selector",
         handle=handle,
-        accepts=lambda e: None if _training_done(e) else None,
+        accepts=_training_done,
         business_key=business_key,
     )
 

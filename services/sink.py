@@ -51,14 +51,15 @@ class Decision:
 class SinkHandler:
     """A service's logic: pure where it can be.
 
-    ``accepts`` says whether an event is for this service (else 400); ``business_key`` names the
+    ``accepts`` raises ``Rejected`` or ``InvalidEventError`` for an event that is not for this service
+    (answered 400; its return value is ignored); ``business_key`` names the
     unit of work, so a second event for the same work gets the first reply without redoing it;
     ``handle`` does the work and returns the reply (or None). ``handle`` runs in a worker thread.
     """
 
     name: str
     handle: Callable[[Event], Event | None]
-    accepts: Callable[[Event], None] = lambda event: None
+    accepts: Callable[[Event], object] = lambda event: None
     business_key: Callable[[Event], str | None] = lambda event: None
     ready: Callable[[], bool] = lambda: True
     validate_payload: bool = True
