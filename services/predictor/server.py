@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import threading
 
 import uvloop
 from kserve import ModelServer
@@ -55,8 +56,17 @@ def build_model(settings: PredictorSettings) -> IrisModel:
     return model
 
 
+def _warm_imports() -> None:
+    """Import what unpickling a kfchain model needs, so the first rollout does not pay ~2 s for it."""
+    import sklearn.neighbors  # noqa: F401
+    import sklearn.pipeline  # noqa: F401
+    import sklearn.preprocessing  # noqa: F401
+
+
 def serve(settings: PredictorSettings) -> None:
     """Start the HTTP server and block until SIGTERM/SIGINT."""
+    # In the background: readiness is not delayed, and a rollout that comes early just waits on the import lock.
+    threading.Thread(target=_warm_imports, name="warm-imports", daemon=True).start()
     model = build_model(settings)
     repository = ServingStoreRepository(model)
     server = ModelServer(

@@ -27,6 +27,8 @@ from urllib.parse import urlparse
 
 import httpx
 
+from events.envvars import env_seconds
+from events.settings import kfchain_home
 from services.predictor.store import MODEL_FILE, ServingStore, check_name
 from services.rollout.base import RolloutFailed, RolloutOutcome
 
@@ -46,15 +48,10 @@ class LocalRolloutSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> LocalRolloutSettings:
         """Read ``KFCHAIN_HOME``, ``KFCHAIN_PREDICTOR_URL`` and ``KFCHAIN_ROLLOUT_TIMEOUT`` (seconds)."""
         env = os.environ if env is None else env
-        raw_timeout = env.get("KFCHAIN_ROLLOUT_TIMEOUT") or "60"
-        try:
-            timeout = float(raw_timeout)
-        except ValueError:
-            raise ValueError(f"KFCHAIN_ROLLOUT_TIMEOUT={raw_timeout!r} is not a number of seconds") from None
         return cls(
-            home=Path(env.get("KFCHAIN_HOME") or ".kfchain").expanduser(),
+            home=kfchain_home(env),
             predictor_url=(env.get("KFCHAIN_PREDICTOR_URL") or "http://127.0.0.1:8080").rstrip("/"),
-            timeout_s=timeout,
+            timeout_s=env_seconds(env, "KFCHAIN_ROLLOUT_TIMEOUT", 60.0),
         )
 
 
