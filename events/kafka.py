@@ -184,11 +184,12 @@ class Consumer:
             return None
         return _received(msg)
 
-    def commit(self, received: Received) -> None:
-        """Commit past ``received`` (synchronously, so a crash after this never redelivers it)."""
+    def commit(self, received: Received, *, asynchronous: bool = False) -> None:
+        """Commit past ``received``: synchronously by default (a crash after this never redelivers it);
+        ``asynchronous`` returns at once (a crash before the broker stored it redelivers it)."""
         self._consumer.commit(
             offsets=[TopicPartition(received.topic, received.partition, received.offset + 1)],
-            asynchronous=False,
+            asynchronous=asynchronous,
         )
 
     def lag(self) -> dict[int, int]:

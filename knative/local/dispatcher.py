@@ -14,6 +14,12 @@ manual commits) and:
 
 Ordered Routes deliver one event at a time per partition, in offset order; unordered Routes deliver
 up to ``max_in_flight`` events at once. Only the consumer thread touches the consumer.
+
+Latency (load/bench/dispatcher.py): the consumer thread never waits on the broker while events
+are due: commits are asynchronous (a later commit covers a failed one; the last one, on stop, is
+synchronous), and the lag metric's broker round trips run when the consumer is idle. Each delivery
+thread keeps its own keep-alive HTTP connection, so deliveries neither reconnect nor queue on a
+shared connection pool's lock.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import enum
 import logging
 import queue
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -44,6 +51,7 @@ TRIGGER_HEADER = "kfchain-dead-letter-trigger"
 _POLL_S = 0.05
 _COMMIT_EVERY_S = 0.1
 _LAG_EVERY_S = 5.0
+_LAG_LATEST_S = 30.0  # under constant load the lag is refreshed this often, even if never idle
 
 
 class Outcome(enum.Enum):
@@ -62,16 +70,19 @@ class _Partition:
 class _Lane:
     """A queue served by ``workers`` daemon threads (daemon: a hanging subscriber never blocks exit)."""
 
-    def __init__(self, name: str, workers: int, run: Callable[[Received], None]) -> None:
+    def __init__(
+        self, name: str, workers: int, run: Callable[[Received], None], prepare: Callable[[], object]
+    ) -> None:
         self._queue: queue.SimpleQueue[Received | None] = queue.SimpleQueue()
         self._threads = [
-            threading.Thread(target=self._serve, args=(run,), name=f"{name}-{i}", daemon=True)
+            threading.Thread(target=self._serve, args=(run, prepare), name=f"{name}-{i}", daemon=True)
             for i in range(workers)
         ]
         for thread in self._threads:
             thread.start()
 
-    def _serve(self, run: Callable[[Received], None]) -> None:
+    def _serve(self, run: Callable[[Received], None], prepare: Callable[[], object]) -> None:
+        prepare()  # e.g. the thread's HTTP client, before the first event waits for it
         while (item := self._queue.get()) is not None:
             run(item)
 
@@ -113,15 +124,19 @@ class RouteWorker(threading.Thread):
         self._partitions: dict[tuple[str, int], _Partition] = {}
         self._lanes: dict[object, _Lane] = {}
         self._in_flight = 0
-        self._http = httpx.Client(
-            limits=httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
-        )
+        # Loading CA certificates costs ~50 ms of CPU per client: load them once, share the context.
+        self._tls = ssl.create_default_context()
+        self._local = threading.local()
+        self._clients: list[httpx.Client] = []
+        self._clients_lock = threading.Lock()
         self._labels = {"trigger": route.name}
 
     # -- consumer thread --------------------------------------------------------------------------
     def run(self) -> None:
         consumer = None
         try:
+            if not self.route.ordered:  # start the delivery threads while the group joins
+                self._lane("shared")
             consumer = Consumer(self.settings, self.route.group_id, list(self.route.topics))
             log.info(
                 "%s %s: joining group %s on %s",
@@ -143,9 +158,11 @@ class RouteWorker(threading.Thread):
                     time.sleep(0.005)
                 now = time.monotonic()
                 if now - last_commit >= _COMMIT_EVERY_S or received is None:
-                    self._commit(consumer)
+                    self._collect_completions()
+                    self._commit(consumer, asynchronous=True)
                     last_commit = now
-                if not self.assigned.is_set() or now - last_lag >= _LAG_EVERY_S:
+                lag_due = now - last_lag >= (_LAG_EVERY_S if received is None else _LAG_LATEST_S)
+                if not self.assigned.is_set() or lag_due:
                     if self._update_lag(consumer) and not self.assigned.is_set():
                         log.info("%s: partitions assigned after %.1fs", self.route.name, now - started)
                         self.assigned.set()
@@ -159,9 +176,11 @@ class RouteWorker(threading.Thread):
                 lane.close(self.stop_grace_s)
             if consumer is not None:
                 self._collect_completions()
-                self._commit(consumer)
+                self._commit(consumer, asynchronous=False)
                 consumer.close()
-            self._http.close()
+            with self._clients_lock:
+                for client in self._clients:
+                    client.close()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -185,12 +204,17 @@ class RouteWorker(threading.Thread):
 
     def _submit(self, received: Received) -> None:
         lane_key: object = (received.topic, received.partition) if self.route.ordered else "shared"
+        self._in_flight += 1
+        self._lane(lane_key).submit(received)
+
+    def _lane(self, lane_key: object) -> _Lane:
         lane = self._lanes.get(lane_key)
         if lane is None:
             workers = 1 if self.route.ordered else self.max_in_flight
-            lane = self._lanes[lane_key] = _Lane(f"{self.route.name}-{lane_key}", workers, self._run_task)
-        self._in_flight += 1
-        lane.submit(received)
+            lane = self._lanes[lane_key] = _Lane(
+                f"{self.route.name}-{lane_key}", workers, self._run_task, self._client
+            )
+        return lane
 
     def _run_task(self, received: Received) -> None:
         """Runs on a lane thread: deliver (or dead-letter an invalid record) and report the outcome."""
@@ -224,7 +248,8 @@ class RouteWorker(threading.Thread):
             if outcome is not Outcome.ABANDONED:
                 self._partitions[(received.topic, received.partition)].done.add(received.offset)
 
-    def _commit(self, consumer: Consumer) -> None:
+    def _commit(self, consumer: Consumer, *, asynchronous: bool) -> None:
+        """Commit, per partition, past the last offset before the first one without an outcome."""
         for partition in self._partitions.values():
             last = None
             while partition.pending:
@@ -235,7 +260,7 @@ class RouteWorker(threading.Thread):
                 partition.done.discard(offset)
             if last is not None:
                 try:
-                    consumer.commit(last)
+                    consumer.commit(last, asynchronous=asynchronous)
                 except (
                     Exception
                 ) as exc:  # librdkafka error (e.g. partitions revoked): redelivered; subscribers dedupe
@@ -259,6 +284,18 @@ class RouteWorker(threading.Thread):
         return bool(lag)
 
     # -- delivery threads -------------------------------------------------------------------------
+    def _client(self) -> httpx.Client:
+        """This delivery thread's HTTP client: one keep-alive connection to the subscriber, reused."""
+        client: httpx.Client | None = getattr(self._local, "client", None)
+        if client is None:
+            client = httpx.Client(
+                verify=self._tls, limits=httpx.Limits(max_connections=4, max_keepalive_connections=4)
+            )
+            self._local.client = client
+            with self._clients_lock:
+                self._clients.append(client)
+        return client
+
     def _deliver(self, received: Received) -> Outcome:
         event = received.event
         assert event is not None
@@ -269,7 +306,7 @@ class RouteWorker(threading.Thread):
                 self.metrics.retried.labels(**self._labels).inc()
                 if self._stopping.wait(route.backoff(number)):
                     return Outcome.ABANDONED
-            attempt = post_event(self._http, route.subscriber_url, event, route.timeout_s)
+            attempt = post_event(self._client(), route.subscriber_url, event, route.timeout_s)
             if attempt.ok:
                 if not self._handle_reply(event, attempt):
                     return Outcome.ABANDONED
@@ -343,7 +380,7 @@ class RouteWorker(threading.Thread):
             ):
                 return Outcome.ABANDONED
         else:
-            attempt = post_event(self._http, str(target.url), stamped, self.route.timeout_s)
+            attempt = post_event(self._client(), str(target.url), stamped, self.route.timeout_s)
             if not attempt.ok:
                 self.metrics.dropped.labels(**self._labels).inc()
                 log.error(
