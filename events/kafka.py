@@ -187,10 +187,11 @@ class Consumer:
     def commit(self, received: Received, *, asynchronous: bool = False) -> None:
         """Commit past ``received``: synchronously by default (a crash after this never redelivers it);
         ``asynchronous`` returns at once (a crash before the broker stored it redelivers it)."""
-        self._consumer.commit(
-            offsets=[TopicPartition(received.topic, received.partition, received.offset + 1)],
-            asynchronous=asynchronous,
-        )
+        offsets = [TopicPartition(received.topic, received.partition, received.offset + 1)]
+        if asynchronous:
+            self._consumer.commit(offsets=offsets, asynchronous=True)
+        else:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
 
     def lag(self) -> dict[int, int]:
         """Records not yet committed, per assigned partition (high watermark - committed offset)."""
