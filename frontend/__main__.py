@@ -1,7 +1,7 @@
 """``python -m frontend``: serve the frontend on ``KFCHAIN_FRONTEND_HOST:PORT``.
 
-uvicorn (uvloop + httptools) by default; ``KFCHAIN_FRONTEND_SERVER=hypercorn`` serves with
-hypercorn instead. Measured on loopback (2 cores), a constant ASGI app answers ~12,700 req/s on
+uvicorn (uvloop + httptools, one send per response: frontend.http_protocol) by default;
+``KFCHAIN_FRONTEND_SERVER=hypercorn`` serves with hypercorn instead. Measured on loopback (2 cores), a constant ASGI app answers ~12,700 req/s on
 uvicorn/httptools and ~1,500 req/s on hypercorn/h11, so hypercorn alone caps the frontend below
 half of the predictor's throughput (load/bench/frontend.py).
 """
@@ -24,11 +24,13 @@ log = logging.getLogger("frontend")
 def serve_uvicorn(settings: Settings) -> int:
     import uvicorn
 
+    from frontend.http_protocol import CoalescingHttpToolsProtocol
+
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": CoalescingHttpToolsProtocol,  # httptools, one send per response
         "lifespan": "on",
         "access_log": False,  # metrics count requests; a log line per request costs a third of throughput
         "timeout_keep_alive": 75,  # longer than common proxies' idle timeout

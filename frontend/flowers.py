@@ -122,6 +122,26 @@ def _parse_row(item: Any, where: str, errors: dict[str, str]) -> list[float] | N
     return row
 
 
+_BOUNDS = tuple((feature.minimum, feature.maximum) for feature in FEATURES)
+
+
+def _plain_row(item: Any) -> list[float] | None:
+    """The common row, a list of four in-range numbers, checked without building messages; else None."""
+    if type(item) is not list or len(item) != len(_BOUNDS):
+        return None
+    row: list[float] = []
+    for value, (low, high) in zip(item, _BOUNDS, strict=True):
+        kind = type(value)
+        if kind is int:
+            value = float(value)
+        elif kind is not float:
+            return None
+        if not low <= value <= high:  # also False for NaN
+            return None
+        row.append(value)
+    return row
+
+
 def parse_instances(body: Any) -> list[list[float]]:
     """The rows of an ``/api/predict`` body: ``{"instances": [[5.1, 3.5, 1.4, 0.2], {...}, ...]}``.
 
@@ -140,7 +160,9 @@ def parse_instances(body: Any) -> list[list[float]]:
     errors: dict[str, str] = {}
     rows: list[list[float]] = []
     for i, item in enumerate(instances):
-        row = _parse_row(item, f"instances[{i}]", errors)
+        row = _plain_row(item)
+        if row is None:
+            row = _parse_row(item, f"instances[{i}]", errors)
         if row is not None:
             rows.append(row)
         if len(errors) >= 10:

@@ -1,9 +1,9 @@
-"""The frontend's client of the predictor (KServe V1 protocol), over one shared aiohttp session.
+"""The frontend's client of the predictor (KServe V1 protocol), over one keep-alive connection pool.
 
-aiohttp rather than httpx: on the hot ``/api/predict`` path httpx 0.29/httpcore 1.0 costs about
-2 ms of CPU per call here against 0.4 ms for aiohttp (load/bench/frontend.py), which alone breaks the
-"adds < 2 ms" target. The session is one connection pool with keep-alive, opened in
-``before_serving``.
+The pool is frontend.upstream (asyncio protocol + httptools) rather than a general client: on the
+hot ``/api/predict`` path httpx 0.29 costs about 2 ms of CPU per call here and aiohttp 0.4 ms,
+against well under 0.1 ms for the pool, and the frontend shares the CPU with the predictor it
+waits for (load/bench/frontend.py). The pool is opened in ``before_serving``.
 
 It understands two answers to ``POST /v1/models/<name>:predict``: kfchain's predictor
 (``predictions``, ``species``, ``probabilities``, ``model_version`` and the
@@ -20,10 +20,10 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import orjson
 
 from frontend.flowers import SPECIES
+from frontend.upstream import UpstreamPool, UpstreamTimeout, UpstreamUnreachable
 
 VERSION_HEADER = "x-kfchain-model-version"
 UNKNOWN_VERSION = "version unknown"
@@ -137,8 +137,41 @@ def _probability_row(value: Any) -> list[float] | None:
     return None
 
 
+def _kfchain_prediction(
+    body: dict, rows: int, model_name: str, header_version: str | None
+) -> Prediction | None:
+    """kfchain's own complete answer, checked without the general normalisation; else None."""
+    raw, species, probabilities = body.get("predictions"), body.get("species"), body.get("probabilities")
+    if not (
+        type(raw) is list
+        and type(species) is list
+        and type(probabilities) is list
+        and len(raw) == len(species) == len(probabilities) == rows
+    ):
+        return None
+    for index, name, row in zip(raw, species, probabilities, strict=True):
+        if type(index) is not int or type(name) is not str or type(row) is not list or not row:
+            return None
+        for p in row:
+            if type(p) is not float or p - p != 0.0:  # not finite
+                return None
+    version = body.get("model_version")
+    name = body.get("model_name")
+    return Prediction(
+        raw,
+        species,
+        probabilities,
+        name if type(name) is str else model_name,
+        (version if type(version) is str else header_version) or None,
+    )
+
+
 def parse_prediction(body: Any, rows: int, model_name: str, header_version: str | None) -> Prediction:
     """Normalise a V1 predict answer (kfchain's or KServe's stock runtime) for ``rows`` inputs."""
+    if type(body) is dict:
+        fast = _kfchain_prediction(body, rows, model_name, header_version)
+        if fast is not None:
+            return fast
     if not isinstance(body, dict) or not isinstance(body.get("predictions"), list):
         raise PredictorBadResponseError(
             "the predictor answered without a 'predictions' list; is it a KServe V1 predictor?"
@@ -196,52 +229,51 @@ class PredictorClient:
         self.base_url = base_url
         self.model_name = model_name
         self.timeout_s = timeout_s
-        self.predict_url = f"{base_url}/v1/models/{model_name}:predict"
-        self.model_url = f"{base_url}/v1/models/{model_name}"
-        self.status_url = f"{base_url}/kfchain/v1/models/{model_name}"
-        self._session: aiohttp.ClientSession | None = None
+        self.predict_path = f"/v1/models/{model_name}:predict"
+        self.model_path = f"/v1/models/{model_name}"
+        self.status_path = f"/kfchain/v1/models/{model_name}"
+        self._pool: UpstreamPool | None = None
 
     async def open(self) -> None:
-        if self._session is None:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=30, ttl_dns_cache=60),
-                timeout=aiohttp.ClientTimeout(total=self.timeout_s, connect=min(self.timeout_s, 2.0)),
-                headers={"content-type": "application/json"},
-                trust_env=False,
-                skip_auto_headers=("User-Agent",),
+        if self._pool is None:
+            self._pool = UpstreamPool(
+                self.base_url,
+                timeout_s=self.timeout_s,
+                connect_timeout_s=min(self.timeout_s, 2.0),
+                wanted_header=VERSION_HEADER,
+                extra_headers={"content-type": "application/json"},
             )
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
 
     @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
+    def pool(self) -> UpstreamPool:
+        if self._pool is None:
             raise RuntimeError("PredictorClient.open() was not awaited; the app opens it in before_serving")
-        return self._session
+        return self._pool
 
-    async def _send(self, method: str, url: str, content: bytes | None = None) -> UpstreamResponse:
+    async def _send(self, method: str, path: str, content: bytes | None = None) -> UpstreamResponse:
         try:
-            async with self.session.request(method, url, data=content) as response:
-                body = await response.read()
-                return UpstreamResponse(response.status, body, response.headers.get(VERSION_HEADER))
-        except TimeoutError:  # aiohttp's timeouts are asyncio.TimeoutError, i.e. TimeoutError
+            response = await self.pool.request(method, path, content)
+        except UpstreamTimeout:
             raise PredictorTimeoutError(
                 f"the predictor at {self.base_url} did not answer within {self.timeout_s:g} s; it may be overloaded "
                 "or scaling up, try again shortly (KFCHAIN_PREDICTOR_TIMEOUT sets the limit)"
             ) from None
-        except (aiohttp.ClientError, OSError) as exc:
+        except UpstreamUnreachable as exc:
             raise PredictorUnreachableError(
-                f"cannot reach the predictor at {self.base_url} ({type(exc).__name__}); start it "
+                f"cannot reach the predictor at {self.base_url} ({exc}); start it "
                 "(`make up`) or point KFCHAIN_PREDICTOR_URL at it"
             ) from None
+        return UpstreamResponse(response.status, response.body, response.header)
 
     async def predict(self, rows: list[list[float]]) -> Prediction:
         """Predict ``rows`` (each the four measurements in cm)."""
         body = orjson.dumps({"instances": rows, "probabilities": True})
-        response = await self._send("POST", self.predict_url, body)
+        response = await self._send("POST", self.predict_path, body)
         status = response.status_code
         if status == 200:
             try:
@@ -266,7 +298,9 @@ class PredictorClient:
     async def health(self) -> PredictorHealth:
         """Readiness of the model and, when the predictor says, the version it serves; never raises."""
         try:
-            response, status = await asyncio.gather(self._send("GET", self.model_url), self._serving_status())
+            response, status = await asyncio.gather(
+                self._send("GET", self.model_path), self._serving_status()
+            )
         except PredictorError as exc:
             return PredictorHealth(reachable=False, ready=False, detail=exc.message)
         if response.status_code == 404:
@@ -280,7 +314,7 @@ class PredictorClient:
     async def _serving_status(self) -> dict[str, Any]:
         # kfchain's predictor reports the version it serves here; KServe's stock runtime answers 404.
         try:
-            response = await self._send("GET", self.status_url)
+            response = await self._send("GET", self.status_path)
         except PredictorError:
             return {}
         return _json_object(response) if response.status_code == 200 else {}

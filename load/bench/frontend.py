@@ -1,14 +1,17 @@
 """Benchmark: ``/api/predict`` through the frontend next to the predictor's own V1 endpoint, same run.
 
 Both run as child processes on loopback: ``python -m services.predictor`` serving a freshly fitted
-iris model (StandardScaler + KNN k=5), and ``python -m frontend`` (hypercorn, uvloop, one worker
-unless ``--workers``) in front of it. ``hey`` drives each with the same one-row body:
+iris model (StandardScaler + KNN k=5), and ``python -m frontend`` (uvicorn, uvloop, httptools with
+one send per response, one worker unless ``--workers``) in front of it. ``hey`` drives each with the same one-row body:
 
 - latency, ``hey -c 1``: what one request pays; the frontend's added p50 is frontend p50 minus
   predictor p50. Target: < 2 ms.
 - throughput, ``hey -c 20``: requests/s and p99. Target: the frontend keeps >= half of the
   predictor's requests/s. On a 2-core laptop hey, the predictor and the frontend share the CPUs,
-  so the frontend's number includes the predictor work it waits for.
+  so the frontend's number includes the predictor work it waits for. The frontend's CPU per
+  request is mostly syscalls (read from hey, write to the predictor, read its answer, write to
+  hey); the upstream client (frontend.upstream) and the response writes (frontend.http_protocol)
+  are built to keep it at that.
 
 Run alone with ``python -m load.bench.frontend`` (``--seconds N``, ``--workers N``).
 """
