@@ -172,9 +172,11 @@ def build_inference_service(
             namespace=settings.namespace,
             labels={MODEL_LABEL: model_name},
             annotations={
-                "serving.kserve.io/autoscalerClass": "kpa.autoscaling.knative.dev"
+                # Serverless mode: Knative's autoscaler class (KPA for concurrency/rps, its HPA class
+                # for cpu/memory). serving.kserve.io/autoscalerClass is for RawDeployment only.
+                "autoscaling.knative.dev/class": "kpa.autoscaling.knative.dev"
                 if settings.scale_metric in ("concurrency", "rps")
-                else "hpa",
+                else "hpa.autoscaling.knative.dev",
                 ROLLOUT_ANNOTATION: model_version,
             },
         ),

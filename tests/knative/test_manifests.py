@@ -766,6 +766,8 @@ def test_deployer_rolls_out_the_inference_service_the_manifest_declares(
     if built["spec"]["predictor"]["model"].get("name") == "":
         del built["spec"]["predictor"]["model"]["name"]
     assert built["spec"]["predictor"] == declared["spec"]["predictor"]
+    class_key = "autoscaling.knative.dev/class"  # Serverless mode's autoscaler (KPA for concurrency)
+    assert built["metadata"]["annotations"][class_key] == declared["metadata"]["annotations"][class_key]
 
 
 def test_crd_folder_can_be_overridden_and_a_missing_one_is_named(
