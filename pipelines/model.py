@@ -5,9 +5,12 @@ Plain functions the components call, so the logic is testable without KFP.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import importlib.util
 import io
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 FEATURES = ("sepal_length", "sepal_width", "petal_length", "petal_width")
@@ -22,15 +25,45 @@ class DatasetError(ValueError):
     """The data source is unreadable or its columns/rows are not usable iris data."""
 
 
+#: One iris row: the four FEATURES in centimetres, then the LABEL (0/1/2).
+Row = tuple[float, float, float, float, int]
+
+
+def bundled_iris_rows() -> list[Row]:
+    """Iris from the CSV bundled with scikit-learn (no network), as rows of FEATURES + LABEL.
+
+    Reads the file ``sklearn.datasets.load_iris`` reads, without importing scikit-learn or pandas
+    (about a second of start-up in a component): the same values, in the same order.
+    """
+    path = _bundled_iris_path()
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.reader(handle)
+            n_samples, n_features = (int(v) for v in next(reader)[:2])
+            rows = [(float(a), float(b), float(c), float(d), int(label)) for a, b, c, d, label in reader]
+    except (OSError, StopIteration, ValueError) as exc:
+        raise DatasetError(f"the iris copy bundled with scikit-learn ({path}) is unreadable: {exc}") from exc
+    if n_features != len(FEATURES) or len(rows) != n_samples:
+        raise DatasetError(
+            f"the iris copy bundled with scikit-learn ({path}) has {len(rows)} rows of {n_features} features;"
+            f" its header says {n_samples} rows of {len(FEATURES)}. Reinstall scikit-learn"
+        )
+    return rows
+
+
+def _bundled_iris_path() -> Path:
+    # find_spec locates the package without running its __init__ (which imports scipy and pandas).
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise DatasetError("scikit-learn is not installed, so there is no bundled iris; give a CSV source")
+    return Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "iris.csv"
+
+
 def load_bundled_iris() -> Any:
     """Iris from the copy bundled with scikit-learn (no network), as a DataFrame."""
     import pandas as pd
-    from sklearn.datasets import load_iris
 
-    bunch = load_iris()
-    frame = pd.DataFrame(bunch.data, columns=list(FEATURES))
-    frame[LABEL] = bunch.target.astype(int)
-    return frame
+    return pd.DataFrame(bundled_iris_rows(), columns=[*FEATURES, LABEL])
 
 
 def read_source(source: str) -> Any:
@@ -91,11 +124,37 @@ def validate_frame(frame: Any, source: str = "dataset") -> Any:
     return frame.reset_index(drop=True)
 
 
-def content_hash(frame: Any) -> str:
-    """sha256 of the canonical CSV form of the data (same rows, same hash)."""
-    buffer = io.StringIO()
-    frame.to_csv(buffer, index=False, float_format="%.6g")
-    return hashlib.sha256(buffer.getvalue().encode()).hexdigest()
+def content_hash(data: Any) -> str:
+    """sha256 of the canonical CSV form of the data (same rows, same hash).
+
+    ``data`` is a frame of FEATURES + LABEL (``validate_frame``) or rows (``bundled_iris_rows``).
+    """
+    if isinstance(data, list):
+        text = _csv_text(data, "%.6g")
+    else:
+        buffer = io.StringIO()
+        data.to_csv(buffer, index=False, float_format="%.6g")
+        text = buffer.getvalue()
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def write_csv(data: Any, path: str) -> None:
+    """Write a frame (``validate_frame``) or rows (``bundled_iris_rows``) as the CSV pandas reads back."""
+    if isinstance(data, list):
+        Path(path).write_text(_csv_text(data))
+    else:
+        data.to_csv(path, index=False)
+
+
+def _csv_text(rows: Sequence[Row], float_format: str = "") -> str:
+    # What DataFrame.to_csv(index=False[, float_format=...]) writes for these rows: repr() of each
+    # float (numpy's shortest round-trip form) unless a format is given, the label as an int.
+    def number(value: float) -> str:
+        return float_format % value if float_format else repr(value)
+
+    lines = [",".join((*FEATURES, LABEL))]
+    lines += [",".join((*(number(v) for v in row[:-1]), str(row[-1]))) for row in rows]
+    return "\n".join(lines) + "\n"
 
 
 def make_scaler(kind: str) -> Any:
@@ -185,8 +244,10 @@ def check_model(model: Any) -> float:
     """
     import numpy as np
 
-    frame = load_bundled_iris()
-    predictions = np.asarray(model.predict(frame[list(FEATURES)].to_numpy()))
+    rows = bundled_iris_rows()
+    features = np.array([row[:-1] for row in rows], dtype=np.float64)
+    labels = np.array([row[-1] for row in rows])
+    predictions = np.asarray(model.predict(features))
     if not set(predictions.tolist()) <= {0, 1, 2}:
         raise ValueError(f"model predicts classes {sorted(set(predictions.tolist()))}; expected 0/1/2")
-    return float((predictions == frame[LABEL].to_numpy()).mean())
+    return float((predictions == labels).mean())

@@ -20,9 +20,10 @@ def fetch(dataset: Output[Dataset], source: str = "") -> NamedTuple(
     from pipelines.components.report import reporting
 
     with reporting("fetch") as info:
-        frame = iris.read_source(source) if source else iris.load_bundled_iris()
-        digest = iris.content_hash(frame)
-        frame.to_csv(dataset.path, index=False)
-        dataset.metadata.update({"rows": len(frame), "sha256": digest, "source": source or "sklearn:iris"})
-        info.update(rows=len(frame), sha256=digest[:12])
-    return namedtuple("FetchOutputs", ["rows", "dataset_hash"])(len(frame), digest)
+        # The bundled copy is read as plain rows: no pandas/scikit-learn import (~1.5 s) in this task.
+        data = iris.read_source(source) if source else iris.bundled_iris_rows()
+        digest = iris.content_hash(data)
+        iris.write_csv(data, dataset.path)
+        dataset.metadata.update({"rows": len(data), "sha256": digest, "source": source or "sklearn:iris"})
+        info.update(rows=len(data), sha256=digest[:12])
+    return namedtuple("FetchOutputs", ["rows", "dataset_hash"])(len(data), digest)

@@ -52,6 +52,20 @@ def test_csv_with_species_names_is_accepted_and_hashed(tmp_path) -> None:
     assert iris.content_hash(loaded) == iris.content_hash(frame)
 
 
+def test_bundled_rows_match_scikit_learn_and_pandas_byte_for_byte(tmp_path) -> None:
+    # fetch reads the bundled copy without scikit-learn/pandas; the data, CSV and hash must not change
+    from sklearn.datasets import load_iris
+
+    bunch = load_iris()
+    frame = pd.DataFrame(bunch.data, columns=list(iris.FEATURES)).assign(species=bunch.target.astype(int))
+    rows = iris.bundled_iris_rows()
+    assert iris.load_bundled_iris().equals(frame)
+    assert iris.content_hash(rows) == iris.content_hash(frame)
+    iris.write_csv(rows, str(tmp_path / "rows.csv"))
+    frame.to_csv(tmp_path / "frame.csv", index=False)
+    assert (tmp_path / "rows.csv").read_bytes() == (tmp_path / "frame.csv").read_bytes()
+
+
 def test_csv_with_missing_column_is_rejected_with_the_column_name(tmp_path) -> None:
     path = tmp_path / "bad.csv"
     iris.load_bundled_iris().drop(columns=["petal_width"]).to_csv(path, index=False)
