@@ -57,7 +57,8 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
-def _port_in_use(host: str, port: int) -> bool:
+def port_in_use(host: str, port: int) -> bool:
+    """Whether something already listens on ``host:port`` (a bind there fails)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -89,7 +90,7 @@ class EmbeddedBroker:
 
     def start(self, timeout_s: float = 20.0) -> EmbeddedBroker:
         """Start the broker, wait for metadata answers, create the topics."""
-        if _port_in_use(self.host, self.port):
+        if port_in_use(self.host, self.port):
             raise BrokerStartError(
                 f"port {self.port} on {self.host} is in use. If a Kafka broker runs there, use it with "
                 f"KAFKA_BOOTSTRAP_SERVERS={self.host}:{self.port}; otherwise pick another port with --port."

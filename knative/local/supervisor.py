@@ -14,7 +14,6 @@ import dataclasses
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ from pathlib import Path
 import httpx
 import yaml
 
+from events.broker import port_in_use
 from events.errors import BrokerUnavailableError
 from events.kafka import ensure_topics, wait_until_ready
 from events.settings import KafkaSettings
@@ -176,15 +176,6 @@ def _broker_env(common: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def port_free(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
 
 def probe(url: str | None, timeout_s: float = 1.0) -> bool:
     """Whether GET ``url`` answers 2xx."""
@@ -290,7 +281,7 @@ class Supervisor:
         if self.plan.start_broker:
             ports.append(("broker", self.local.kafka_port))
         for name, port in ports:
-            if port and not port_free(self.local.host, port):
+            if port and port_in_use(self.local.host, port):
                 variable = {
                     "broker": "KFCHAIN_KAFKA_PORT",
                     "dispatcher": "KFCHAIN_DISPATCHER_METRICS_PORT",
