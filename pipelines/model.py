@@ -9,6 +9,9 @@ import csv
 import hashlib
 import importlib.util
 import io
+import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -237,17 +240,45 @@ def choose_best(records: Sequence[Any]) -> Any:
     return max(records, key=lambda r: (r.accuracy, -1.0 if r.cv_accuracy is None else r.cv_accuracy, -r.k))
 
 
-def check_model(model: Any) -> float:
-    """Predict all bundled iris rows from raw centimetre features; return the accuracy.
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
-    Raises if the model does not take 4 raw features or predicts classes outside 0/1/2.
+
+def copy_verified(source: str | Path, target: str | Path, expected_sha256: str = "") -> str:
+    """Copy ``source`` to ``target`` through a temporary file and a rename; return the sha256.
+
+    A reader of ``target`` never sees half a file. ``expected_sha256`` (recorded when the model was
+    trained) must match the source, so the bytes served are the bytes that were evaluated; the copy
+    is checked against the source before the rename. On any error ``target`` is left as it was.
     """
-    import numpy as np
-
-    rows = bundled_iris_rows()
-    features = np.array([row[:-1] for row in rows], dtype=np.float64)
-    labels = np.array([row[-1] for row in rows])
-    predictions = np.asarray(model.predict(features))
-    if not set(predictions.tolist()) <= {0, 1, 2}:
-        raise ValueError(f"model predicts classes {sorted(set(predictions.tolist()))}; expected 0/1/2")
-    return float((predictions == labels).mean())
+    source, target = Path(source), Path(target)
+    if not source.is_file():
+        raise FileNotFoundError(
+            f"model file {source} does not exist; was the training run's artifact removed?"
+        )
+    digest = file_sha256(source)
+    if expected_sha256 and digest != expected_sha256:
+        raise ValueError(
+            f"model file {source} changed since it was trained and evaluated (sha256 {digest[:12]},"
+            f" registered {expected_sha256[:12]}); train the version again"
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, partial_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    os.close(handle)
+    partial = Path(partial_name)
+    try:
+        shutil.copyfile(source, partial)
+        copied = file_sha256(partial)
+        if copied != digest:
+            raise OSError(
+                f"the copy of {source} in {target.parent} differs from it (sha256 {copied[:12]} != {digest[:12]})"
+            )
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return digest

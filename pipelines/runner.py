@@ -5,20 +5,17 @@ Public API (used by ``python -m pipelines.submit`` and by the selector service):
 - ``submit_training(settings, ...)`` and ``submit_selection(model_name, model_version, chain_id,
   causation_id, settings, wait=False)`` return a ``RunHandle`` at once (``wait=False``) or a finished
   ``RunResult`` (``wait=True``). A local run that must not block (the selector's HTTP request) runs
-  in a child process ``python -m pipelines.submit ...``; its result lands in
+  in a child process (``pipelines.background``: ``pipelines.submit`` forked from a warm server); its result lands in
   ``$KFCHAIN_HOME/runs/<run_id>/result.json``.
 - ``run_local(...)`` runs a pipeline in this process, reporting progress task by task.
 """
 
 from __future__ import annotations
 
-import builtins
 import contextlib
 import json
-import logging
 import os
 import re
-import subprocess
 import sys
 import threading
 import time
@@ -26,13 +23,16 @@ import uuid
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
 from events.catalogue import MODEL_SELECTION, TRAINING
 from events.kafka import wait_until_ready
 from pipelines.announce import ERRORS_FILE
+from pipelines.background import start_run
 from pipelines.components import report
+from pipelines.kfp_local import loops_bounded_by_their_parallelism, print_and_logging_restored
 from pipelines.model import SCALERS, parse_k_values
 from pipelines.registry import SqliteRegistry, validate_name
 from pipelines.settings import PipelinesSettings
@@ -115,16 +115,15 @@ class RunHandle:
     host: str = ""
     url: str = ""
     run_dir: str = ""
-    process: subprocess.Popen[bytes] | None = None
+    process: BaseProcess | None = None
     client: Any = None
 
     def wait(self, timeout: float | None = None) -> RunResult:
         """Wait for the run to end (``TimeoutError`` after ``timeout`` seconds)."""
         if self.process is not None:
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired as exc:
-                raise TimeoutError(f"run {self.run_id} still running after {timeout}s") from exc
+            self.process.join(timeout)
+            if self.process.exitcode is None:
+                raise TimeoutError(f"run {self.run_id} still running after {timeout}s")
             path = Path(self.run_dir) / RESULT_FILE
             if path.exists():
                 return RunResult.from_dict(json.loads(path.read_text()))
@@ -132,7 +131,7 @@ class RunHandle:
             tail = log.read_text()[-2000:] if log.exists() else ""
             return RunResult(
                 self.run_id, self.pipeline, self.model_name, self.model_version, "FAILED",
-                error=f"the run process exited with code {self.process.returncode} before finishing: {tail.strip()}",
+                error=f"the run process exited with code {self.process.exitcode} before finishing: {tail.strip()}",
             )  # fmt: skip
         if self.client is not None:
             started = time.monotonic()
@@ -342,22 +341,18 @@ def run_local(
             pipeline_root=str(home / "artifacts"),
             raise_on_error=False,
         )
-        # kfp.local swaps builtins.print and the root logger's handlers per task; with parallel loop
-        # tasks the swaps race and can leave an indenting print, or a handler on this run's (soon
-        # closed) stream, behind. Put the real ones back afterwards.
-        real_print = builtins.print
-        root_handlers, root_level = list(logging.root.handlers), logging.root.level
-        with warnings.catch_warnings(), contextlib.redirect_stdout(stream):
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(stream),
+            print_and_logging_restored(),
+            loops_bounded_by_their_parallelism(),
+        ):
             # Components run on KFCHAIN_IMAGE on a cluster; locally the current environment is that image.
             warnings.filterwarnings("ignore", message=".*non-Python base image.*")
             try:
                 pipeline_func(**arguments)
             except Exception as exc:  # kfp raises for invalid arguments before any task runs
                 crash = f"{type(exc).__name__}: {exc}"
-            finally:
-                builtins.print = real_print
-                logging.root.handlers[:] = root_handlers
-                logging.root.setLevel(root_level)
     state = stream.pipeline_state or "FAILED"
     error = "; ".join(stream.errors) or crash or (stream.pipeline_detail if state != "SUCCEEDED" else "")
     announced = next(
@@ -412,19 +407,8 @@ def _start_local_process(
 ) -> RunHandle:
     run_dir = settings.home.resolve() / "runs" / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
-    command = [
-        sys.executable,
-        "-m",
-        "pipelines.submit",
-        pipeline.replace("-", "_"),
-        "--run-id",
-        run_id,
-        *cli_args,
-    ]
-    with open(run_dir / "submit.log", "wb") as log:
-        process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=_child_env(settings), cwd=PROJECT_ROOT
-        )
+    argv = [pipeline.replace("-", "_"), "--run-id", run_id, *cli_args]
+    process = start_run(argv, _child_env(settings), PROJECT_ROOT, run_dir / "submit.log")
     return RunHandle(run_id, pipeline, model_name, model_version, run_dir=str(run_dir), process=process)
 
 

@@ -1,5 +1,6 @@
-"""The model-selection pipeline: pick the best candidate of one version, copy it to the serving store
-(model PVC on a cluster), check it, mark it selected; its exit handler continues the event chain."""
+"""The model-selection pipeline: pick the best candidate of one version (if good enough), copy it to the
+serving store (model PVC on a cluster) byte-for-byte as trained, mark it selected; its exit handler
+continues the event chain."""
 
 from typing import Any
 
@@ -63,7 +64,10 @@ def build_selection_pipeline(target: str = CLUSTER) -> Any:
         ).set_caching_options(False)
         with dsl.ExitHandler(end, name="model-selection"):
             choice = select_model(
-                model_name=model_name, model_version=model_version, registry_uri=registry_uri
+                model_name=model_name,
+                model_version=model_version,
+                registry_uri=registry_uri,
+                min_accuracy=min_accuracy,
             )
             choice.set_caching_options(False)
             chosen = dsl.importer(artifact_uri=choice.outputs["uri"], artifact_class=Model, reimport=False)
@@ -72,10 +76,10 @@ def build_selection_pipeline(target: str = CLUSTER) -> Any:
                 model_name=model_name,
                 model_version=model_version,
                 k=choice.outputs["k"],
+                sha256=choice.outputs["sha256"],
                 registry_uri=registry_uri,
                 serving_root=serving_root,
                 serving_uri_prefix=serving_uri_prefix,
-                min_accuracy=min_accuracy,
             ).set_caching_options(False)
             if on_cluster:
                 pvc = ensure_pvc(pvc_name=PVC_NAME, size=pvc_size, storage_class=pvc_storage_class)

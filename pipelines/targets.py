@@ -15,8 +15,9 @@ PVC_NAME = "model-pvc"
 MOUNT = "/mnt/kfchain"
 CLUSTER_REGISTRY_URI = f"{MOUNT}/registry.db"
 CLUSTER_SERVING_URI_PREFIX = f"pvc://{PVC_NAME}"
-#: Local bound of concurrent train tasks (kfp.local itself caps loops at 2 workers).
-TRAIN_PARALLELISM = 4
+#: Train tasks at once: pods on a cluster, subprocesses locally (where runner.run_local lifts
+#: kfp.local's own cap of 2 so that this bound holds there too).
+TRAIN_PARALLELISM = 8
 
 
 def check_target(target: str) -> str:

@@ -1,18 +1,22 @@
 """The selector's way to start a model-selection run: ``pipelines.runner.submit_selection``.
 
-Locally the run goes to a child process (the HTTP request is not blocked); with ``KFP_HOST`` it is
+Locally the run goes to a child process forked from a warm server (the HTTP request is not blocked,
+and the run does not wait for an interpreter to import kfp); with ``KFP_HOST`` it is
 created through the KFP API. Either way the run's exit handler announces its end.
 """
 
 from __future__ import annotations
 
+from pipelines.background import warm_up
 from pipelines.runner import SubmitError, submit_selection
 from pipelines.settings import PipelinesSettings
 from services.sink import Rejected, TryLater
 
 
 def pipelines_submitter(settings: PipelinesSettings):  # noqa: ANN201 - a SelectionSubmitter
-    """A ``SelectionSubmitter`` bound to ``settings``."""
+    """A ``SelectionSubmitter`` bound to ``settings``; local runs fork from a server started now."""
+    if settings.local:
+        warm_up()
 
     def submit(*, model_name: str, model_version: str, chain_id: str, causation_id: str) -> str:
         try:

@@ -37,7 +37,10 @@ def kafka_settings(kafka_broker: KafkaSettings) -> KafkaSettings:
     """Per-test topics on the shared broker, so tests never see each other's events."""
     suffix = uuid.uuid4().hex[:8]
     settings = dataclasses.replace(
-        kafka_broker, topic=f"kfchain.events.{suffix}", dlq_topic=f"kfchain.events.{suffix}.dlq", timeout_s=5.0
+        kafka_broker,
+        topic=f"kfchain.events.{suffix}",
+        dlq_topic=f"kfchain.events.{suffix}.dlq",
+        timeout_s=5.0,
     )
     ensure_topics(settings)
     return settings

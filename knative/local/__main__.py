@@ -241,7 +241,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    commands = {"up": cmd_up, "status": cmd_status, "down": cmd_down, "dispatch": cmd_dispatch, "demo": cmd_demo}
+    commands = {
+        "up": cmd_up,
+        "status": cmd_status,
+        "down": cmd_down,
+        "dispatch": cmd_dispatch,
+        "demo": cmd_demo,
+    }
     try:
         return commands[args.command](args)
     except (ManifestError, ValueError) as exc:

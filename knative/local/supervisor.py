@@ -176,7 +176,6 @@ def _broker_env(common: dict[str, str]) -> dict[str, str]:
     return env
 
 
-
 def probe(url: str | None, timeout_s: float = 1.0) -> bool:
     """Whether GET ``url`` answers 2xx."""
     if url is None:

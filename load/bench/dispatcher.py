@@ -35,52 +35,18 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
-
 from events.broker import EmbeddedBroker, free_port
 from events.catalogue import Candidate, PipelineRunSucceeded
 from events.event import Event, new_event
 from events.kafka import Consumer, Publisher, ensure_topics
 from events.settings import KafkaSettings
 from knative.local.settings import REPO_ROOT
+from knative.local.templates import broker_manifests, trigger_manifest
 from load.bench import BenchRow, Progress
+from services.predictor.launcher import wait_until_up
 
 TARGET_P99_MS = 50.0
 WARMUP_S = 2.0
-
-MANIFESTS = """\
-apiVersion: eventing.knative.dev/v1
-kind: Broker
-metadata:
-  name: bench
-  annotations:
-    kafka.eventing.knative.dev/external.topic: {topic}
----
-apiVersion: eventing.knative.dev/v1alpha1
-kind: KafkaSink
-metadata:
-  name: bench-dlq
-spec:
-  topic: {dlq}
----
-apiVersion: eventing.knative.dev/v1
-kind: Trigger
-metadata:
-  name: bench-hop
-  annotations:
-    kafka.eventing.knative.dev/delivery.order: unordered
-spec:
-  broker: bench
-  subscriber:
-    uri: {url}
-  delivery:
-    retry: 3
-    backoffPolicy: exponential
-    backoffDelay: PT0.2S
-    timeout: PT5S
-    deadLetterSink:
-      ref: {{apiVersion: eventing.knative.dev/v1alpha1, kind: KafkaSink, name: bench-dlq}}
-"""
 
 
 def now() -> float:
@@ -177,7 +143,10 @@ def _dispatcher_process(settings: KafkaSettings, subscriber_url: str) -> Iterato
         root = Path(folder)
         (root / "manifests").mkdir()
         (root / "manifests" / "bench.yaml").write_text(
-            MANIFESTS.format(topic=settings.topic, dlq=settings.dlq_topic, url=subscriber_url)
+            broker_manifests(
+                "bench", settings.topic, dead_letter_sink="bench-dlq", dead_letter_topic=settings.dlq_topic
+            )
+            + trigger_manifest("bench-hop", "bench", subscriber_url, dead_letter_sink="bench-dlq")
         )
         port = free_port()
         env = _child_env(
@@ -187,21 +156,13 @@ def _dispatcher_process(settings: KafkaSettings, subscriber_url: str) -> Iterato
         )
         argv = [sys.executable, "-m", "knative.local", "dispatch", "--manifests", str(root / "manifests"),
                 "--metrics-port", str(port)]  # fmt: skip
-        with open(root / "dispatcher.log", "wb") as log:
+        log = root / "dispatcher.log"
+        with log.open("wb") as out:
             started = time.monotonic()
-            process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)
             try:
-                deadline = started + 60
-                while True:
-                    with contextlib.suppress(httpx.HTTPError):
-                        if httpx.get(f"http://127.0.0.1:{port}/health/readiness", timeout=1).is_success:
-                            break
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError(
-                            "the dispatcher did not get ready within 60 s:\n"
-                            + (root / "dispatcher.log").read_text()[-3000:]
-                        )
-                    time.sleep(0.05)
+                ready_url = f"http://127.0.0.1:{port}/health/readiness"
+                wait_until_up(ready_url, 60, process, log, ready_status=200, poll_s=0.05)
                 yield time.monotonic() - started
             finally:
                 process.terminate()

@@ -20,14 +20,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
-
-import httpx
 
 from events.broker import free_port
 from load.bench import BenchRow, Progress
@@ -41,22 +37,6 @@ CONCURRENCY = 20
 def hey(url: str, seconds: float, concurrency: int) -> HeyResult:
     """``hey -z <seconds>s -c <concurrency>`` POSTing the one-row body."""
     return run_hey(url, body=BODY.encode(), duration=f"{seconds:g}s", concurrency=concurrency)
-
-
-def _wait_ready(url: str, process: subprocess.Popen, log: Path, timeout_s: float = 60) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"{process.args!r} exited with {process.returncode}:\n{log.read_text()[-3000:]}"
-            )
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} not ready within {timeout_s:.0f} s:\n{log.read_text()[-3000:]}")
 
 
 def _write_model(home: Path, version: str) -> None:
@@ -89,20 +69,10 @@ def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
         )
 
 
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def run(progress: Progress = print, seconds: float = 10.0, workers: int = 1) -> list[BenchRow]:
     """Measure the predictor directly and ``/api/predict`` through the frontend, one after the other."""
     try:
-        import services.predictor  # noqa: F401
+        from services.predictor.launcher import stop_process, wait_until_up
     except ImportError as exc:
         raise RuntimeError("services.predictor is needed as the baseline of this benchmark") from exc
 
@@ -119,7 +89,9 @@ def run(progress: Progress = print, seconds: float = 10.0, workers: int = 1) -> 
         frontend = None
         try:
             predictor_url = f"http://127.0.0.1:{predictor_port}"
-            _wait_ready(f"{predictor_url}/v2/health/ready", predictor, home / "predictor.log")
+            wait_until_up(
+                f"{predictor_url}/v2/health/ready", 60, predictor, home / "predictor.log", ready_status=200
+            )
             frontend = _start(
                 ["-m", "frontend"],
                 {
@@ -131,7 +103,9 @@ def run(progress: Progress = print, seconds: float = 10.0, workers: int = 1) -> 
                 home / "frontend.log",
             )
             frontend_url = f"http://127.0.0.1:{frontend_port}"
-            _wait_ready(f"{frontend_url}/health/readiness", frontend, home / "frontend.log")
+            wait_until_up(
+                f"{frontend_url}/health/readiness", 60, frontend, home / "frontend.log", ready_status=200
+            )
             direct = f"{predictor_url}/v1/models/iris:predict"
             through = f"{frontend_url}/api/predict"
             for url in (direct, through):
@@ -144,8 +118,8 @@ def run(progress: Progress = print, seconds: float = 10.0, workers: int = 1) -> 
             tp_through = hey(through, seconds, CONCURRENCY)
         finally:
             if frontend is not None:
-                _stop(frontend)
-            _stop(predictor)
+                stop_process(frontend)
+            stop_process(predictor)
 
     for label, result in (
         ("predictor  c=1 ", lat_direct),

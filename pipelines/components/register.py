@@ -33,7 +33,12 @@ def register(
                     accuracy=float(meta["accuracy"]),
                     cv_accuracy=float(meta["cv_accuracy"]),
                     uri=artifact.uri,
-                    params={"k": int(meta["k"]), "scaler": scaler_kind, "source": source or "sklearn:iris"},
+                    params={
+                        "k": int(meta["k"]),
+                        "scaler": scaler_kind,
+                        "source": source or "sklearn:iris",
+                        "sha256": str(meta.get("sha256", "")),
+                    },
                     dataset_hash=dataset_hash,
                     run_id=run_id or job_id,
                 )

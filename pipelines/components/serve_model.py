@@ -1,4 +1,6 @@
-"""serve_model: copy the chosen model.joblib to the serving store / model PVC, check it, mark it selected."""
+"""serve_model: copy the chosen model.joblib to the serving store / model PVC, verify the copy, mark it
+selected. The model is not loaded here: whoever serves it loads and probes it before it takes traffic
+(the local predictor's rollout, KServe's canary), with the serving side's own scikit-learn."""
 
 from kfp.dsl import Input, Model
 
@@ -11,45 +13,32 @@ def serve_model(
     model_name: str,
     model_version: str,
     k: int,
+    sha256: str,
     registry_uri: str,
     serving_root: str,
     serving_uri_prefix: str = "",
-    min_accuracy: float = 0.9,
 ) -> str:
     """Copy to ``<serving_root>/<model_name>/<model_version>/model.joblib``; return the serving URI.
 
+    ``sha256`` is the digest recorded when the model was trained (empty: not recorded, not checked).
     ``serving_uri_prefix`` (e.g. ``pvc://model-pvc``) names the store as KServe sees it; empty means
     the local directory (``file://...``).
     """
     import os
-    import shutil
-    import tempfile
-
-    import joblib
 
     from pipelines.components.report import reporting
-    from pipelines.model import check_model
+    from pipelines.model import copy_verified
     from pipelines.registry import open_registry
 
     with reporting("serve_model", k=k) as info:
-        source = os.path.join(model.path, "model.joblib")
         target_dir = os.path.join(serving_root, model_name, model_version)
-        os.makedirs(target_dir, exist_ok=True)
-        # Copy then rename: a predictor never sees half a file.
-        handle, partial = tempfile.mkstemp(dir=target_dir, suffix=".part")
-        os.close(handle)
-        shutil.copyfile(source, partial)
-        accuracy = check_model(joblib.load(partial))
-        if accuracy < min_accuracy:
-            os.unlink(partial)
-            raise ValueError(
-                f"the selected model (k={k}) classifies only {accuracy:.1%} of the iris rows; below {min_accuracy:.0%}"
-            )
-        os.replace(partial, os.path.join(target_dir, "model.joblib"))
+        digest = copy_verified(
+            os.path.join(model.path, "model.joblib"), os.path.join(target_dir, "model.joblib"), sha256
+        )
         if serving_uri_prefix:
             serving_uri = f"{serving_uri_prefix.rstrip('/')}/{model_name}/{model_version}"
         else:
             serving_uri = "file://" + os.path.abspath(target_dir)
         open_registry(registry_uri).mark_selected(model_name, model_version, k, serving_uri)
-        info.update(serving_uri=serving_uri, iris_accuracy=round(accuracy, 4))
+        info.update(serving_uri=serving_uri, sha256=digest[:12])
     return serving_uri

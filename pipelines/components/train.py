@@ -31,10 +31,12 @@ def train(
             pd.read_csv(train.path), pd.read_csv(test.path), fitted_scaler, k, cv_folds=cv_folds, seed=seed
         )
         os.makedirs(model.path, exist_ok=True)
-        joblib.dump(pipeline, os.path.join(model.path, "model.joblib"))
+        model_file = os.path.join(model.path, "model.joblib")
+        joblib.dump(pipeline, model_file)
         model.metadata.update(
             {
                 "k": k,
+                "sha256": iris.file_sha256(model_file),
                 "accuracy": accuracy,
                 "cv_accuracy": cv_accuracy,
                 "framework": "sklearn",

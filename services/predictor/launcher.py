@@ -1,11 +1,13 @@
 """Start ``python -m services.predictor`` as a child process and wait until it answers.
 
 Used by the rollout tests and the benchmark; ``knative.local`` starts the same command itself.
+``wait_until_up`` is the one "poll a child's URL until it is ready" of the tests and benchmarks.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -25,23 +27,64 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 def wait_until_up(
-    url: str, timeout_s: float, process: subprocess.Popen | None = None, log: Path | None = None
+    url: str,
+    timeout_s: float,
+    process: subprocess.Popen | None = None,
+    log: Path | None = None,
+    *,
+    ready_status: int | None = None,
+    poll_s: float = 0.1,
 ) -> None:
-    """Poll ``url`` until it answers any HTTP status; raise with the log tail if it never does."""
+    """Poll ``url`` until it answers (any HTTP status, or only ``ready_status`` if given).
+
+    With ``process``, raise ``RuntimeError`` as soon as it exits (naming its command and exit code);
+    after ``timeout_s``, raise ``TimeoutError`` naming the URL and the last answer. Both messages end
+    with the tail of ``log``, the child's output, when there is one.
+    """
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    last = "no answer"
+    while True:
         if process is not None and process.poll() is not None:
-            tail = log.read_text()[-3000:] if log and log.exists() else ""
             raise RuntimeError(
-                f"the predictor exited with code {process.returncode} before answering:\n{tail}"
+                f"{_command(process)} exited with code {process.returncode} before {url} answered"
+                f"{_log_tail(log)}"
             )
         try:
-            httpx.get(url, timeout=1.0)
-            return
-        except httpx.TransportError:
-            time.sleep(0.1)
-    tail = log.read_text()[-3000:] if log and log.exists() else ""
-    raise TimeoutError(f"nothing answered at {url} within {timeout_s:.0f} s:\n{tail}")
+            status = httpx.get(url, timeout=1.0).status_code
+            if ready_status is None or status == ready_status:
+                return
+            last = f"HTTP {status}"
+        except httpx.TransportError as error:
+            last = f"{type(error).__name__}: {error}"
+        if time.monotonic() >= deadline:
+            wanted = "anything" if ready_status is None else f"HTTP {ready_status}"
+            raise TimeoutError(
+                f"{url} did not answer {wanted} within {timeout_s:g} s (last: {last}){_log_tail(log)}"
+            )
+        time.sleep(poll_s)
+
+
+def _command(process: subprocess.Popen) -> str:
+    args = process.args
+    return shlex.join(map(str, args)) if isinstance(args, list | tuple) else str(args)
+
+
+def _log_tail(log: Path | None, chars: int = 3000) -> str:
+    if log is None or not log.exists():
+        return ""
+    return f"; the end of {log}:\n{log.read_text(errors='replace')[-chars:]}"
+
+
+def stop_process(process: subprocess.Popen, timeout_s: float = 10.0) -> None:
+    """SIGTERM ``process`` and wait up to ``timeout_s``; SIGKILL it if it is still running then."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
 
 
 @dataclass
@@ -88,14 +131,8 @@ class PredictorProcess:
         return self
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=5)
+        if self.process is not None:
+            stop_process(self.process)
 
     def rss_mib(self) -> float:
         """Resident memory of the process, from /proc (Linux)."""

@@ -5,8 +5,6 @@ iris model) when that package is present, else in front of the fake predictor of
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,43 +15,13 @@ from pathlib import Path
 
 import httpx
 
+from services.predictor.launcher import free_port, stop_process, wait_until_up
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(url: str, process: subprocess.Popen, log: Path, timeout_s: float = 60.0) -> None:
-    """Poll ``url`` until it answers 200; raise with the log tail if the process dies or time runs out."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} did not answer within {timeout_s:.0f} s:\n{log.read_text()[-3000:]}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
 
 
 def real_predictor_available() -> bool:
     try:
-        import services.predictor.launcher  # noqa: F401
         import services.predictor.store  # noqa: F401
     except ImportError:
         return False
@@ -122,10 +90,10 @@ def frontend_process(home: Path, predictor_url: str, workers: int = 1) -> Iterat
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(f"{url}/health/readiness", process, log_path)
+        wait_until_up(f"{url}/health/readiness", 60, process, log_path, ready_status=200)
         yield url
     finally:
-        stop(process)
+        stop_process(process)
 
 
 @contextmanager

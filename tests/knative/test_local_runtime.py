@@ -26,45 +26,24 @@ from events.kafka import Publisher
 from events.settings import KafkaSettings
 from knative.local.settings import REPO_ROOT
 from knative.local.stub import StubRequest, StubSubscriber, reply_with
+from knative.local.supervisor import probe
+from knative.local.templates import broker_manifests, trigger_manifest
+from services.predictor.launcher import wait_until_up
 
-BROKER = """\
-apiVersion: eventing.knative.dev/v1
-kind: Broker
-metadata:
-  name: kfchain
-  annotations:
-    kafka.eventing.knative.dev/external.topic: {topic}
----
-apiVersion: eventing.knative.dev/v1alpha1
-kind: KafkaSink
-metadata:
-  name: dlq
-spec:
-  topic: {dlq}
-"""
-TRIGGER = """\
----
-apiVersion: eventing.knative.dev/v1
-kind: Trigger
-metadata:
-  name: {name}
-  annotations:
-    kafka.eventing.knative.dev/delivery.order: ordered
-spec:
-  broker: kfchain
-  filter:
-    attributes:
-      type: {type}
-  subscriber:
-    {subscriber}
-  delivery:
-    retry: 3
-    backoffPolicy: exponential
-    backoffDelay: PT0.05S
-    timeout: PT2S
-    deadLetterSink:
-      ref: {{apiVersion: eventing.knative.dev/v1alpha1, kind: KafkaSink, name: dlq}}
-"""
+RECORDER_SERVICE = {"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": "recorder"}
+
+
+def broker(kafka: KafkaSettings) -> str:
+    """The Broker "kfchain" on the test's topic, with the dead-letter KafkaSink "dlq" on its DLQ topic."""
+    return broker_manifests("kfchain", kafka.topic, dead_letter_sink="dlq", dead_letter_topic=kafka.dlq_topic)
+
+
+def trigger(name: str, event_type: str, subscriber: str | dict[str, str], **delivery: str) -> str:
+    """An ordered Trigger on "kfchain" with quick retries, dead letters to "dlq"."""
+    return trigger_manifest(
+        name, "kfchain", subscriber, event_type=event_type, dead_letter_sink="dlq", ordered=True,
+        backoff_delay="PT0.05S", timeout="PT2S", **delivery,
+    )  # fmt: skip
 
 
 def env_for(kafka: KafkaSettings, home: Path, **extra: str) -> dict[str, str]:
@@ -76,18 +55,6 @@ def env_for(kafka: KafkaSettings, home: Path, **extra: str) -> dict[str, str]:
         "KFCHAIN_TRIGGER_GROUP_PREFIX": f"test.{uuid.uuid4().hex[:8]}.",
         **extra,
     }
-
-
-def wait_http(url: str, timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=1).is_success:
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    return False
 
 
 def training_done() -> object:
@@ -120,17 +87,9 @@ def test_dispatcher_killed_mid_chain_and_restarted_finishes_the_chain(
         manifests = tmp_path / "manifests"
         manifests.mkdir()
         (manifests / "all.yaml").write_text(
-            BROKER.format(topic=kafka_settings.topic, dlq=kafka_settings.dlq_topic)
-            + TRIGGER.format(
-                name="on-training-done",
-                type="io.kfchain.pipeline.run.succeeded",
-                subscriber=f"uri: {sel.url}",
-            )
-            + TRIGGER.format(
-                name="on-submitted",
-                type="io.kfchain.pipeline.run.submitted",
-                subscriber=f"uri: {deployer.url}",
-            )
+            broker(kafka_settings)
+            + trigger("on-training-done", "io.kfchain.pipeline.run.succeeded", sel.url)
+            + trigger("on-submitted", "io.kfchain.pipeline.run.submitted", deployer.url)
         )
         port = free_port()
         env = env_for(kafka_settings, tmp_path)
@@ -144,12 +103,13 @@ def test_dispatcher_killed_mid_chain_and_restarted_finishes_the_chain(
             "--metrics-port",
             str(port),
         ]
-        log = open(tmp_path / "dispatcher.log", "ab")  # noqa: SIM115
+        log_path = tmp_path / "dispatcher.log"
+        log = log_path.open("ab")
         dispatcher = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            assert wait_http(f"http://127.0.0.1:{port}/health/readiness", 30), (
-                tmp_path / "dispatcher.log"
-            ).read_text()
+            wait_until_up(
+                f"http://127.0.0.1:{port}/health/readiness", 30, dispatcher, log_path, ready_status=200
+            )
             event = training_done()
             with Publisher(kafka_settings, idempotence=False) as publisher:
                 publisher.publish(event)
@@ -238,11 +198,10 @@ def test_up_status_restart_and_down_from_another_terminal(
     script = tmp_path / "fake_service.py"
     script.write_text(FAKE_SERVICE)
     (manifests / "stack.yaml").write_text(
-        BROKER.format(topic=kafka_settings.topic, dlq=kafka_settings.dlq_topic)
+        broker(kafka_settings)
         + SERVICE.format(script=script)
-        + TRIGGER.format(name="record-all", type="io.kfchain.pipeline.run.succeeded",
-                         subscriber="ref: {apiVersion: serving.knative.dev/v1, kind: Service, name: recorder}")
-    )  # fmt: skip
+        + trigger("record-all", "io.kfchain.pipeline.run.succeeded", RECORDER_SERVICE)
+    )
     ports = {
         "KFCHAIN_RECORDER_PORT": free_port(),
         "KFCHAIN_PREDICTOR_PORT": free_port(),
@@ -270,8 +229,8 @@ def test_up_status_restart_and_down_from_another_terminal(
         restarted = None
         while time.monotonic() < deadline:
             now = {p["name"]: p for p in json.loads((home / "run" / "stack.json").read_text())["processes"]}
-            if now["recorder"]["restarts"] == 1 and wait_http(
-                f"http://127.0.0.1:{ports['KFCHAIN_RECORDER_PORT']}/health/readiness", 1
+            if now["recorder"]["restarts"] == 1 and probe(
+                f"http://127.0.0.1:{ports['KFCHAIN_RECORDER_PORT']}/health/readiness"
             ):
                 restarted = now["recorder"]
                 break
@@ -299,10 +258,8 @@ def test_up_with_a_bad_manifest_names_the_file_and_field(
     manifests = tmp_path / "manifests"
     manifests.mkdir()
     (manifests / "trigger.yaml").write_text(
-        BROKER.format(topic="t", dlq="d")
-        + TRIGGER.format(name="x", type="a", subscriber="uri: http://127.0.0.1:1/").replace(
-            "exponential", "fibonacci"
-        )
+        broker_manifests("kfchain", "t", dead_letter_sink="dlq", dead_letter_topic="d")
+        + trigger("x", "a", "http://127.0.0.1:1/", backoff_policy="fibonacci")
     )
     result = run_cli(env_for(kafka_settings, tmp_path / "home", KFCHAIN_MANIFESTS=str(manifests)), "up")
     assert result.returncode == 2

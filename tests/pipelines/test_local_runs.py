@@ -44,7 +44,7 @@ def settings(kafka_broker: KafkaSettings, tmp_path_factory: pytest.TempPathFacto
 @pytest.fixture(scope="module")
 def trained(settings: PipelinesSettings) -> RunResult:
     handlers = list(logging.root.handlers)
-    result = submit_training(settings, k_values="1,3", wait=True)
+    result = submit_training(settings, k_values="1,3,5", wait=True)
     # kfp.local's per-task logging swaps race between the parallel train tasks; the run must leave
     # the process's logging as it found it (no handler on the run's closed log stream).
     assert logging.root.handlers == handlers
@@ -60,17 +60,33 @@ def test_training_run_registers_candidates_and_announces_them(
     [event] = _events(settings.kafka, trained.run_id)
     payload = event.payload()
     assert isinstance(payload, PipelineRunSucceeded)
-    assert sorted(c.k for c in payload.candidates or ()) == [1, 3]
+    assert sorted(c.k for c in payload.candidates or ()) == [1, 3, 5]
     assert event.type == PIPELINE_RUN_SUCCEEDED and event.pipeline == "training"
     assert (
         event.chainid == event.id and event.source == "/kfchain/pipelines/training"
     )  # the chain starts here
     assert event.id == trained.event_id
     records = SqliteRegistry(settings.registry_path).models("iris", "v1")
-    assert {(r.k, r.run_id) for r in records} == {(1, trained.run_id), (3, trained.run_id)}
+    assert {(r.k, r.run_id) for r in records} == {(k, trained.run_id) for k in (1, 3, 5)}
     assert all(r.dataset_hash == iris.content_hash(iris.load_bundled_iris()) for r in records)
     # one line per task, with timings, was recorded for progress and the benchmark
-    assert [t.task for t in trained.tasks].count("train") == 2
+    assert [t.task for t in trained.tasks].count("train") == 3
+
+
+def _most_tasks_at_once(kfp_log: str) -> int:
+    running = peak = 0
+    for line in Path(kfp_log).read_text().splitlines():
+        if "Executing task" in line:
+            running += 1
+            peak = max(peak, running)
+        elif "finished with status" in line and "Pipeline" not in line:
+            running -= 1
+    return peak
+
+
+def test_the_train_loop_runs_all_its_tasks_at_once(trained: RunResult) -> None:
+    # kfp.local alone would run 2 at a time; the loop's parallelism (8) is the bound that holds.
+    assert _most_tasks_at_once(trained.log_path) == 3
 
 
 def test_selection_serves_the_best_model_and_continues_the_chain(
@@ -88,6 +104,7 @@ def test_selection_serves_the_best_model_and_continues_the_chain(
     assert payload.selected.k == best.k
     served = settings.serving_root / "iris" / trained.model_version / "model.joblib"
     assert payload.selected.serving_uri == "file://" + str(served.parent.resolve())
+    assert iris.file_sha256(served) == best.params["sha256"]  # the bytes that were trained and evaluated
     # plain scikit-learn loads it and classifies all 150 rows from raw centimetre features
     model = joblib.load(served)
     data = load_iris()
@@ -111,6 +128,21 @@ def test_selection_follows_the_tie_rule(settings: PipelinesSettings, tmp_path: P
     [event] = _events(settings.kafka, result.run_id)
     assert event.payload().selected.k == 5
     assert [r.k for r in registry.models("iris", "tie") if r.selected] == [5]
+
+
+def test_selection_refuses_a_best_model_below_min_accuracy(
+    settings: PipelinesSettings, tmp_path: Path
+) -> None:
+    folder = tmp_path / "weak"
+    folder.mkdir()
+    (folder / "model.joblib").write_bytes(b"never served")
+    SqliteRegistry(settings.registry_path).register(ModelRecord("iris", "weak", 3, 0.55, str(folder)))
+    result = submit_selection("iris", "weak", "chain-3", "cause-3", settings, wait=True)
+    assert result.state == "FAILED"
+    assert "held-out accuracy of 55.0%, below min_accuracy 90.0%" in result.error
+    [event] = _events(settings.kafka, result.run_id)
+    assert isinstance(event.payload(), PipelineRunFailed)
+    assert not (settings.serving_root / "iris" / "weak").exists()
 
 
 def test_selection_of_an_unknown_version_announces_the_failure(settings: PipelinesSettings) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -17,7 +19,7 @@ def test_bundled_iris_trains_a_pipeline_that_takes_raw_centimetres() -> None:
     assert accuracy >= 0.9 and cv_accuracy >= 0.9
     # a typical versicolor flower in centimetres (the seed served it as setosa)
     assert model.predict([[5.9, 2.8, 4.3, 1.3]]).tolist() == [1]
-    assert iris.check_model(model) >= 0.9
+    assert (model.predict(frame[list(iris.FEATURES)].to_numpy()) == frame[iris.LABEL]).mean() >= 0.9
 
 
 def test_split_is_stratified_and_reproducible() -> None:
@@ -89,3 +91,29 @@ def test_selection_rule_prefers_accuracy_then_cv_then_smaller_k() -> None:
     assert iris.choose_best([_record(1, 0.9, 0.99), _record(3, 0.95, 0.5)]).k == 3
     assert iris.choose_best([_record(1, 0.95, 0.90), _record(9, 0.95, 0.96)]).k == 9
     assert iris.choose_best([_record(7, 0.95, 0.96), _record(5, 0.95, 0.96)]).k == 5
+
+
+def test_copy_verified_serves_the_bytes_that_were_trained(tmp_path: Path) -> None:
+    source = tmp_path / "trained" / "model.joblib"
+    source.parent.mkdir()
+    source.write_bytes(b"model bytes")
+    target = tmp_path / "serving" / "iris" / "v1" / "model.joblib"
+    digest = iris.copy_verified(source, target, iris.file_sha256(source))
+    assert target.read_bytes() == b"model bytes" and digest == iris.file_sha256(target)
+    assert [p.name for p in target.parent.iterdir()] == ["model.joblib"]  # no temporary file left
+
+
+def test_copy_verified_refuses_a_model_changed_since_training(tmp_path: Path) -> None:
+    source = tmp_path / "model.joblib"
+    source.write_bytes(b"trained")
+    recorded = iris.file_sha256(source)
+    source.write_bytes(b"tampered")
+    target = tmp_path / "serving" / "model.joblib"
+    target.parent.mkdir()
+    target.write_bytes(b"the version serving now")
+    with pytest.raises(ValueError, match=rf"changed since it was trained.*registered {recorded[:12]}"):
+        iris.copy_verified(source, target, recorded)
+    assert target.read_bytes() == b"the version serving now"
+    assert [p.name for p in target.parent.iterdir()] == ["model.joblib"]
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        iris.copy_verified(tmp_path / "gone.joblib", target)
