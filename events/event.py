@@ -6,6 +6,7 @@ Attributes follow CloudEvents 1.0 (spec.md "Context Attributes"); ``chainid``, `
 
 from __future__ import annotations
 
+import base64
 import re
 import uuid
 from dataclasses import dataclass, field, replace
@@ -73,6 +74,19 @@ class Event:
     def dead_lettered(self) -> bool:
         """Whether the dead-letter path stamped this event."""
         return "knativeerrorcode" in self.extensions or "knativeerrordest" in self.extensions
+
+    @property
+    def dead_letter_error(self) -> str:
+        """``knativeerrordata`` as text: the failed delivery's response body or error.
+
+        Knative base64-encodes it; a value that is not base64 of UTF-8 text (another producer's, or
+        a binary body) is returned as is.
+        """
+        data = self.extensions.get("knativeerrordata", "")
+        try:
+            return base64.b64decode(data, validate=True).decode("utf-8")
+        except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+            return data
 
     @property
     def failed(self) -> bool:

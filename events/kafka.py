@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -74,13 +74,15 @@ class Publisher:
         self._connected = False
 
     def _connect(self) -> None:
-        """Ask for metadata before the first write. An idempotent producer whose first ``produce``
-        finds no broker connection yet retries its producer-id request on a 500 ms timer, so every
-        one-shot publish (an exit handler) paid ~0.5 s on Tansu; connected first it pays ~50 ms."""
+        """Ask for metadata before the first write: an idempotent producer whose first ``produce``
+        finds no broker connection yet always retries its producer-id request on a 500 ms timer;
+        connected first, it does in about half of the cases (see ``publish``)."""
         try:
             self._producer.list_topics(timeout=self.settings.timeout_s)
         except KafkaException as exc:
-            raise _unreachable(self.settings, "did not answer", exc.args[0].str() if exc.args else exc) from exc
+            raise _unreachable(
+                self.settings, "did not answer", exc.args[0].str() if exc.args else exc
+            ) from exc
         self._connected = True
 
     def publish(self, event: Event, topic: str | None = None) -> Delivery:
@@ -129,8 +131,14 @@ class Publisher:
 
 
 def publish(event: Event, settings: KafkaSettings | None = None) -> Delivery:
-    """Publish one event with a short-lived publisher (for exit handlers and CLIs)."""
-    with Publisher(settings or KafkaSettings.from_env()) as publisher:
+    """Publish one event with a short-lived publisher (for exit handlers and CLIs); wait for the ack.
+
+    Not idempotent: for one write idempotence adds nothing (a retried write that landed twice is the
+    same event, same ``(source, id)``, which every consumer dedupes), while librdkafka's idempotent
+    producer, when its first broker connection is replaced by the one metadata names, waits for its
+    producer id on a 500 ms timer: half of all one-shot publishes paid ~0.5 s on Tansu.
+    """
+    with Publisher(settings or KafkaSettings.from_env(), idempotence=False) as publisher:
         return publisher.publish(event)
 
 
@@ -234,7 +242,20 @@ def read_topic(
     With ``follow`` it keeps yielding records as they arrive until ``stop`` is set (or the caller
     stops iterating). Raises ``BrokerUnavailableError`` naming the address when Kafka does not answer.
     """
-    topic = topic or settings.topic
+    return read_topics(settings, [topic or settings.topic], follow=follow, stop=stop)
+
+
+def read_topics(
+    settings: KafkaSettings,
+    topics: Sequence[str],
+    *,
+    follow: bool = False,
+    stop: threading.Event | None = None,
+) -> Iterator[Received]:
+    """Every record of each of ``topics`` (a missing topic is skipped), as ``read_topic`` reads one.
+
+    Records come in arrival order per partition, not merged by time: sort them if order matters.
+    """
     consumer = _Consumer(
         {
             "bootstrap.servers": settings.bootstrap_servers,
@@ -247,20 +268,22 @@ def read_topic(
         }
     )
     try:
-        metadata = consumer.list_topics(topic, timeout=settings.timeout_s)
-        meta = metadata.topics.get(topic)
-        if meta is None or meta.error is not None:
-            return
-        ends: dict[int, int] = {}  # partition -> offset after its last record now
+        # (topic, partition) -> offset after its last record now
+        ends: dict[tuple[str | None, int | None], int] = {}
         assignment = []
-        for partition in meta.partitions:
-            low, high = consumer.get_watermark_offsets(
-                TopicPartition(topic, partition), timeout=settings.timeout_s
-            )
-            if high > low:
-                ends[partition] = high
-            if high > low or follow:
-                assignment.append(TopicPartition(topic, partition, OFFSET_BEGINNING))
+        for topic in dict.fromkeys(topics):  # each once, in the order given
+            metadata = consumer.list_topics(topic, timeout=settings.timeout_s)
+            meta = metadata.topics.get(topic)
+            if meta is None or meta.error is not None:
+                continue
+            for partition in meta.partitions:
+                low, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=settings.timeout_s
+                )
+                if high > low:
+                    ends[(topic, partition)] = high
+                if high > low or follow:
+                    assignment.append(TopicPartition(topic, partition, OFFSET_BEGINNING))
         if not assignment:
             return
         consumer.assign(assignment)
@@ -271,10 +294,10 @@ def read_topic(
             msg = consumer.poll(0.2 if follow else 0.5)
             if msg is None or msg.error():
                 continue
-            partition, offset = msg.partition(), msg.offset()
+            key, offset = (msg.topic(), msg.partition()), msg.offset()
             yield _received(msg)
-            if partition is not None and offset is not None and offset + 1 >= ends.get(partition, 0):
-                ends.pop(partition, None)
+            if offset is not None and offset + 1 >= ends.get(key, 0):
+                ends.pop(key, None)
     except KafkaException as exc:
         raise _unreachable(settings, "did not answer", exc) from exc
     finally:

@@ -5,7 +5,9 @@
     python -m events.log --follow               keep printing events as they are recorded
     python -m events.log --json                 one structured-mode CloudEvent per line
     python -m events.log chain ID               the causal tree of one chain, with step times
-    python -m events.log --from-kafka           read the topic itself instead of the event store
+    python -m events.log --from-kafka           read Kafka instead of the event store: the event topic
+                                                and the dead-letter topic, merged by time (also with
+                                                --follow and `chain ID`); dead letters are marked
 
 Exit codes: 0 ok, 1 nothing found (empty store, unknown chain, no match), 2 usage error,
 3 Kafka unreachable (``--from-kafka``).
@@ -27,7 +29,8 @@ from typing import NoReturn, TextIO
 
 from events.codec import to_json
 from events.errors import BrokerUnavailableError
-from events.kafka import Received, read_topic
+from events.event import Event
+from events.kafka import Received, read_topics
 from events.render import KFCHAIN_TYPE_PREFIX, LogEntry, Style, Table, render_chain, short_id
 from events.settings import KafkaSettings, kfchain_home
 from events.store import EventStore, StoredEvent
@@ -155,15 +158,18 @@ def _stored(row: StoredEvent) -> LogEntry:
     return LogEntry(time=row.event.time, event=row.event, position=row.seq)
 
 
-def _from_kafka(received: Received) -> LogEntry:
+def _from_kafka(received: Received, dead_letter: bool = False) -> LogEntry:
     where = f"{received.topic}[{received.partition}]@{received.offset}"
     if received.event is not None:
-        return LogEntry(time=received.event.time, event=received.event, where=where)
-    return LogEntry(time=received.timestamp, invalid_reason=str(received.error), where=where)
+        return LogEntry(time=received.event.time, event=received.event, where=where, dead_letter=dead_letter)
+    return LogEntry(
+        time=received.timestamp, invalid_reason=str(received.error), where=where, dead_letter=dead_letter
+    )
 
 
-def _by_time(entry: LogEntry) -> tuple[datetime, str]:
-    return (entry.time or datetime.min.replace(tzinfo=UTC), entry.where)
+def _by_time(entry: LogEntry) -> tuple[datetime, bool, str]:
+    # a dead-lettered copy keeps its original's time: show the original first
+    return (entry.time or datetime.min.replace(tzinfo=UTC), entry.dead_letter, entry.where)
 
 
 class StoreLog:
@@ -217,16 +223,22 @@ class StoreLog:
 
 
 class KafkaLog:
-    """The log as the topic holds it (``--from-kafka``): every record, invalid ones included."""
+    """The log as Kafka holds it (``--from-kafka``): every record of the event topic and of the
+    dead-letter topic, merged by time, invalid ones included; dead letters are marked as such."""
 
     def __init__(self, settings: KafkaSettings) -> None:
         self.settings = settings
-        self.description = f"topic {settings.topic} at {settings.bootstrap_servers}"
+        self.topics = list(dict.fromkeys([settings.topic, settings.dlq_topic]))
+        self.description = f"topics {' and '.join(self.topics)} at {settings.bootstrap_servers}"
         self._all: list[LogEntry] | None = None
+
+    def _entry(self, received: Received) -> LogEntry:
+        is_dlq = received.topic == self.settings.dlq_topic and self.settings.dlq_topic != self.settings.topic
+        return _from_kafka(received, dead_letter=is_dlq)
 
     def _records(self) -> list[LogEntry]:
         if self._all is None:
-            self._all = sorted((_from_kafka(r) for r in read_topic(self.settings)), key=_by_time)
+            self._all = sorted(map(self._entry, read_topics(self.settings, self.topics)), key=_by_time)
         return self._all
 
     def chain_ids(self, prefix: str) -> list[str]:
@@ -252,8 +264,8 @@ class KafkaLog:
     ) -> Iterator[LogEntry]:
         """Records that were not in the first read, as they arrive, until ``stop`` is set."""
         seen = {e.where for e in self._records()}
-        for received in read_topic(self.settings, follow=True, stop=stop):
-            entry = _from_kafka(received)
+        for received in read_topics(self.settings, self.topics, follow=True, stop=stop):
+            entry = self._entry(received)
             if entry.where not in seen and filters.matches(entry):
                 yield entry
 
@@ -272,7 +284,7 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m events.log",
-        description="Show kfchain's event log (the event store, or the Kafka topic with --from-kafka).",
+        description="Show kfchain's event log (the event store, or the Kafka topics with --from-kafka).",
         epilog="`python -m events.log chain ID` draws the causal tree of one chain. Exit codes: 0 ok, "
         "1 nothing found, 2 usage error, 3 Kafka unreachable.",
     )
@@ -286,7 +298,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", metavar="N", default=str(DEFAULT_LIMIT), help="newest N events (0 = all)")
     parser.add_argument("--follow", "-f", action="store_true", help="keep printing new events (Ctrl-C stops)")
     parser.add_argument("--json", action="store_true", help="one structured-mode CloudEvent (JSON) per line")
-    parser.add_argument("--from-kafka", action="store_true", help="read the Kafka topic instead of the store")
+    parser.add_argument(
+        "--from-kafka",
+        action="store_true",
+        help="read the Kafka event and dead-letter topics instead of the store",
+    )
     return parser
 
 
@@ -362,12 +378,15 @@ def _resolve_chain(source: LogSource, prefix: str) -> str:
 def show_chain(source: LogSource, prefix: str, as_json: bool) -> int:
     """Print the causal tree (or the JSON lines) of the chain whose id starts with ``prefix``."""
     chainid = _resolve_chain(source, prefix)
-    events = [e.event for e in source.entries(Filters(chain=chainid, limit=None)) if e.event is not None]
-    if as_json:
-        for event in events:
-            print(to_json(event))
-    else:
-        print("\n".join(render_chain(chainid, events, _style(sys.stdout))))
+    events: list[Event] = []
+    dead_letters: list[Event] = []  # read from the dead-letter topic (--from-kafka)
+    for entry in source.entries(Filters(chain=chainid, limit=None)):
+        if entry.event is not None:
+            (dead_letters if entry.dead_letter else events).append(entry.event)
+            if as_json:
+                print(to_json(entry.event))
+    if not as_json:
+        print("\n".join(render_chain(chainid, events, _style(sys.stdout), dead_letters)))
     return EXIT_OK
 
 
@@ -422,7 +441,9 @@ def main(argv: list[str] | None = None, settings: LogSettings | None = None) -> 
         args = _parser().parse_intermixed_args(argv)
         settings = settings or LogSettings.from_env()
         if args.follow and threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, lambda *_: stop.set())  # end --follow cleanly, exit 0
+            # end --follow cleanly, exit 0; set from another thread: the handler runs on the main
+            # thread, which may hold the lock of ``stop`` (inside ``stop.wait``) at that moment
+            signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=stop.set).start())
         return run(args, settings, stop)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -31,6 +31,7 @@ class LogEntry:
     invalid_reason: str | None = None
     where: str = ""  # e.g. "kfchain.events[1]@5" for a record read from Kafka
     position: int = 0  # store sequence number (0 for Kafka records)
+    dead_letter: bool = False  # read from the dead-letter topic (``--from-kafka``)
 
 
 @dataclass(frozen=True)
@@ -105,8 +106,8 @@ def dead_letter_note(event: Event) -> str:
     if ext.get("knativeerrordest"):
         parts.append(f"from {ext['knativeerrordest']}")
     detail = " ".join(parts)
-    if ext.get("knativeerrordata"):
-        detail += f": {ext['knativeerrordata']}"
+    if event.dead_letter_error:
+        detail += f": {event.dead_letter_error}"
     return f"dead-lettered ({detail})" if detail else "dead-lettered"
 
 
@@ -135,17 +136,23 @@ def _failure_reason(event: Event) -> str:
 
 
 # -- table -----------------------------------------------------------------------------------------
+def entry_notes(entry: LogEntry) -> list[str]:
+    """``event_notes``, plus ``dead-lettered`` for anything read from the dead-letter topic
+    (a record there is a dead letter even when nothing stamped it with the Knative extensions)."""
+    if entry.event is None:
+        notes = [f"invalid: {entry.invalid_reason}"]
+    else:
+        notes = event_notes(entry.event)
+        if entry.event.dead_lettered:
+            return notes
+    return [*notes, "dead-lettered"] if entry.dead_letter else notes
+
+
 def table_cells(entry: LogEntry) -> tuple[str, ...]:
     """The plain-text cells of one table row (see ``COLUMNS``)."""
+    note = "; ".join(entry_notes(entry))
     if entry.event is None:
-        return (
-            format_time(entry.time),
-            "(invalid record)",
-            entry.where,
-            "",
-            "",
-            f"invalid: {entry.invalid_reason}",
-        )
+        return (format_time(entry.time), "(invalid record)", entry.where, "", "", note)
     event = entry.event
     return (
         format_time(event.time),
@@ -153,7 +160,7 @@ def table_cells(entry: LogEntry) -> tuple[str, ...]:
         event.source,
         event.subject or "",
         short_id(event.chainid),
-        "; ".join(event_notes(event)),
+        note,
     )
 
 
@@ -181,7 +188,7 @@ class Table:
             padded[1] = style.red(padded[1])
             note = style.red(note)
         else:
-            if entry.event.failed:
+            if entry.event.failed or entry.dead_letter:
                 padded[1] = style.red(padded[1])
                 note = style.red(note)
             elif not entry.event.known:
@@ -218,21 +225,26 @@ class Step:
         return bool(self.dead_letters) or self.event.dead_lettered
 
 
-def build_tree(events: Iterable[Event]) -> list[Step]:
+def build_tree(events: Iterable[Event], dead_letters: Iterable[Event] = ()) -> list[Step]:
     """Roots of the causal tree (via ``causationid``), children in time order.
 
-    A dead-lettered copy of an event (same id, stamped by the dead-letter path) is folded into the
-    step of the original, so the tree shows one step marked as dead-lettered.
+    A dead-lettered copy of an event (same id, stamped by the dead-letter path, or one of
+    ``dead_letters``: events read from the dead-letter topic) is folded into the step of the
+    original, so the tree shows one step marked as dead-lettered.
     """
+    tagged = [(e, e.dead_lettered) for e in events] + [(e, True) for e in dead_letters]
     steps: dict[str, Step] = {}
-    for event in sorted(events, key=lambda e: e.time):
+    originals: set[str] = set()  # ids whose step holds the original, not a dead-lettered copy
+    for event, dead in sorted(tagged, key=lambda pair: pair[0].time):
         step = steps.get(event.id)
         if step is None:
-            steps[event.id] = Step(event, dead_letters=[event] if event.dead_lettered else [])
-        elif event.dead_lettered:
+            steps[event.id] = Step(event, dead_letters=[event] if dead else [])
+        elif dead:
             step.dead_letters.append(event)
-        elif step.event.dead_lettered:  # the original arrived after its dead-lettered copy
+        elif event.id not in originals:  # the original arrived after its dead-lettered copy
             step.event = event
+        if not dead:
+            originals.add(event.id)
     roots: list[Step] = []
     for step in steps.values():
         cause = steps.get(step.event.causationid or "")
@@ -245,9 +257,14 @@ def build_tree(events: Iterable[Event]) -> list[Step]:
     return roots
 
 
-def render_chain(chainid: str, events: Sequence[Event], style: Style) -> list[str]:
-    """The causal tree of one chain: one line per step with the time it took, and the total."""
-    roots = build_tree(events)
+def render_chain(
+    chainid: str, events: Sequence[Event], style: Style, dead_letters: Sequence[Event] = ()
+) -> list[str]:
+    """The causal tree of one chain: one line per step with the time it took, and the total.
+
+    ``dead_letters`` are events read from the dead-letter topic (see ``build_tree``).
+    """
+    roots = build_tree(events, dead_letters)
     marks = style.marks
     lines: list[tuple[str, Step]] = []  # (tree prefix + mark, step)
     seen: set[int] = set()
@@ -266,7 +283,7 @@ def render_chain(chainid: str, events: Sequence[Event], style: Style) -> list[st
     for root in roots:
         walk(root, "", "")
 
-    times = [e.time for e in events]
+    times = [e.time for e in [*events, *dead_letters]]
     total = (max(times) - min(times)).total_seconds() if times else 0.0
     failed = sum(1 for _, s in lines if s.failed)
     dead = sum(1 for _, s in lines if s.dead_lettered)

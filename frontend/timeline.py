@@ -196,7 +196,7 @@ def _dead_letter_text(event: Event) -> str:
     ext = event.extensions
     code = _text(ext.get("knativeerrorcode"), 10)
     dest = _text(ext.get("knativeerrordest"), 120)
-    data = _text(ext.get("knativeerrordata"), 200)
+    data = _text(event.dead_letter_error, 200)
     parts = [f"HTTP {code}" if code else "undeliverable", f"from {dest}" if dest else ""]
     text = " ".join(p for p in parts if p)
     return f"{text}: {data}" if data else text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -85,7 +86,7 @@ def make_chain(start: datetime | None = None) -> Chain:
     dead_letter = selection.with_extensions(
         knativeerrordest="http://deployer.kfchain.svc.cluster.local",
         knativeerrorcode="503",
-        knativeerrordata="deployer unavailable",
+        knativeerrordata=base64.b64encode(b"deployer unavailable").decode(),  # as Knative writes it
     )
     rollout_failed = caused_by(
         selection,

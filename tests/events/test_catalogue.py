@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from typing import Any
 
@@ -166,3 +167,20 @@ def test_a_retried_announcement_gets_the_same_id() -> None:
     assert stable_id("run-1", "SUCCEEDED") != stable_id("run-1", "FAILED")
     event = new_event(PAYLOADS[2], source="/kfchain/pipelines/training", id=stable_id("r9", "FAILED"))
     assert event.id == stable_id("r9", "FAILED")
+
+
+@pytest.mark.parametrize(
+    ("data", "shown"),
+    [
+        (
+            base64.b64encode(b'{"error": "deployer unavailable"}').decode(),
+            '{"error": "deployer unavailable"}',
+        ),
+        ("upstream timed out", "upstream timed out"),  # not base64: another producer's plain text
+        ("boom", "boom"),  # valid base64 alphabet, but not of UTF-8 text
+        ("", ""),
+    ],
+)
+def test_dead_letter_error_is_the_decoded_response(data: str, shown: str) -> None:
+    event = training_succeeded().with_extensions(knativeerrorcode="500", knativeerrordata=data)
+    assert event.dead_letter_error == shown

@@ -6,6 +6,7 @@ HTTP: CloudEvents "HTTP Protocol Binding" (http-protocol-binding.md), sections 3
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -46,7 +47,7 @@ def test_binary_mode_headers_are_exactly_the_binding_s_mapping() -> None:
         "ce_partitionkey": event.chainid.encode(),  # type: ignore[union-attr]
         "ce_knativeerrordest": b"http://deployer.kfchain.svc.cluster.local",
         "ce_knativeerrorcode": b"503",
-        "ce_knativeerrordata": b"deployer unavailable",
+        "ce_knativeerrordata": base64.b64encode(b"deployer unavailable"),
     }
     # ... so it is never also sent as ce_datacontenttype.
     assert "ce_datacontenttype" not in headers

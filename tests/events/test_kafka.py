@@ -13,7 +13,7 @@ from events.catalogue import PipelineRunSubmitted
 from events.codec import KafkaRecord, to_json
 from events.errors import BrokerUnavailableError
 from events.event import Event, caused_by
-from events.kafka import Consumer, Publisher, Received, ensure_topics, read_topic
+from events.kafka import Consumer, Publisher, Received, ensure_topics, read_topic, read_topics
 from events.settings import KafkaSettings
 from events.store import EventStore
 from tests.events.conftest import make_chain, training_succeeded
@@ -49,6 +49,21 @@ def test_structured_round_trip_through_the_broker(kafka_settings: KafkaSettings)
         publisher.publish_record(record, kafka_settings.topic)
     [received] = _read_all(kafka_settings)
     assert received.event == event
+
+
+def test_read_topics_reads_each_topic_and_skips_a_missing_one(kafka_settings: KafkaSettings) -> None:
+    chain = make_chain()
+    with Publisher(kafka_settings) as publisher:
+        publisher.publish(chain.selection)
+        publisher.publish(chain.selection_dead_letter, kafka_settings.dlq_topic)
+    missing = f"t.missing.{uuid.uuid4().hex[:8]}"
+    topics = [kafka_settings.topic, kafka_settings.dlq_topic, missing]
+    found = sorted(((r.topic, r.event) for r in read_topics(kafka_settings, topics)), key=lambda f: f[0])
+    assert found == [
+        (kafka_settings.topic, chain.selection),
+        (kafka_settings.dlq_topic, chain.selection_dead_letter),
+    ]
+    assert [r.event for r in read_topic(kafka_settings)] == [chain.selection]  # one topic, as before
 
 
 def test_events_of_one_chain_stay_in_order(kafka_settings: KafkaSettings) -> None:

@@ -316,18 +316,23 @@ def test_follow_prints_new_events_as_they_are_recorded(settings, chain, home) ->
 
 
 # -- --from-kafka ----------------------------------------------------------------------------------
+BROKEN = KafkaRecord(
+    headers=(("ce_specversion", b"1.0"), ("ce_source", b"/broken"), ("ce_type", b"com.example.broken")),
+    key=None,
+    value=b"{}",
+)
+
+
 @pytest.fixture
 def on_kafka(kafka_settings: KafkaSettings, settings: LogSettings) -> tuple[LogSettings, Chain]:
-    """The chain, a foreign event and an invalid record (no ce_id) on the topic; nothing in the store."""
+    """The chain (its dead-lettered copy on the dead-letter topic, as the dispatcher writes it), a
+    foreign event and an invalid record (no ce_id) on the topic; nothing in the store."""
     recorded = make_chain()
-    broken = KafkaRecord(
-        headers=(("ce_specversion", b"1.0"), ("ce_source", b"/broken"), ("ce_type", b"com.example.broken")),
-        key=None,
-        value=b"{}",
-    )
+    broken = BROKEN
     with Publisher(kafka_settings) as publisher:
         for event in recorded.events():
-            publisher.publish(event)
+            topic = kafka_settings.dlq_topic if event.dead_lettered else kafka_settings.topic
+            publisher.publish(event, topic)
         publisher.publish(Event(id="f-1", source="/elsewhere", type="com.example.audit", data={}))
         publisher.publish_record(broken, kafka_settings.topic)
     return LogSettings(store_path=settings.store_path, kafka=kafka_settings), recorded
@@ -346,6 +351,59 @@ def test_from_kafka_shows_invalid_records_with_the_reason(capsys, on_kafka) -> N
     assert sum("dead-lettered" in line for line in lines) == 1
 
 
+def test_from_kafka_shows_dead_letters_in_time_order_marked_with_code_and_destination(
+    capsys, on_kafka
+) -> None:
+    settings, recorded = on_kafka
+    code, out, _ = run_log(capsys, settings, "--from-kafka", "--chain", recorded.id[:8])
+    assert code == EXIT_OK
+    lines = rows(out)
+    assert [line.split()[2] for line in lines] == [
+        "pipeline.run.succeeded",
+        "pipeline.run.submitted",
+        "pipeline.run.succeeded",
+        "pipeline.run.succeeded",  # the dead-lettered copy, read from the dead-letter topic
+        "model.rollout.failed",
+    ]
+    assert "dead-lettered" not in lines[2]
+    assert (
+        "dead-lettered (code 503 from http://deployer.kfchain.svc.cluster.local: deployer unavailable)"
+        in lines[3]
+    )
+
+
+def test_from_kafka_marks_anything_on_the_dead_letter_topic(capsys, on_kafka) -> None:
+    """A dead letter without the Knative extensions, and an invalid record, both on the DLQ topic."""
+    settings, _ = on_kafka
+    unstamped = training_succeeded(run_id="unstamped")
+    with Publisher(settings.kafka) as publisher:
+        publisher.publish(unstamped, settings.kafka.dlq_topic)
+        publisher.publish_record(BROKEN, settings.kafka.dlq_topic)
+    code, out, _ = run_log(capsys, settings, "--from-kafka", "--since", "1m")
+    assert code == EXIT_OK
+    by_source = {line.split()[3]: line for line in rows(out)}
+    assert by_source["/kfchain/pipelines/training"].endswith("dead-lettered")
+    [invalid] = [line for line in rows(out) if f"{settings.kafka.dlq_topic}[" in line]
+    assert "(invalid record)" in invalid
+    assert invalid.endswith(
+        "invalid: id: is a required CloudEvents attribute (header ce_id is missing); dead-lettered"
+    )
+    # in the tree, the dead letter is the step (there is no original): marked like a stamped one
+    _, out, _ = run_log(capsys, settings, "--from-kafka", "chain", unstamped.chainid or "")
+    title, step, _total = out.splitlines()
+    assert "1 dead-lettered" in title
+    assert step.startswith("✗ pipeline.run.succeeded") and step.endswith("dead-lettered")
+
+
+def test_from_kafka_dead_letters_are_red_in_a_terminal(on_kafka) -> None:
+    settings, recorded = on_kafka
+    entries = KafkaLog(settings.kafka).entries(Filters(chain=recorded.id, limit=None))
+    [dead] = [e for e in entries if e.dead_letter]
+    assert dead.event == recorded.selection_dead_letter
+    assert dead.where.startswith(f"{settings.kafka.dlq_topic}[")
+    assert "\x1b[31mpipeline.run.succeeded" in Table(Style(color=True), entries).row(dead)
+
+
 def test_from_kafka_json_keeps_stdout_parseable(capsys, on_kafka) -> None:
     settings, recorded = on_kafka
     code, out, err = run_log(capsys, settings, "--from-kafka", "--json")
@@ -361,6 +419,9 @@ def test_from_kafka_chain_tree(capsys, on_kafka) -> None:
     code, out, _ = run_log(capsys, settings, "--from-kafka", "chain", recorded.id[:8])
     assert code == EXIT_OK
     assert "4 steps" in out and "1 dead-lettered" in out and "+1m 34s" in out
+    [selection] = [line for line in out.splitlines() if "/kfchain/pipelines/model-selection" in line]
+    assert selection.lstrip().startswith("└─ ✗ pipeline.run.succeeded")  # the original's step, folded
+    assert "dead-lettered (code 503 from http://deployer.kfchain.svc.cluster.local" in selection
 
 
 def test_from_kafka_filters_leave_invalid_records_out(capsys, on_kafka) -> None:
@@ -395,11 +456,53 @@ def test_from_kafka_follow_streams_new_records(on_kafka) -> None:
     assert not follower.is_alive()
 
 
+def test_from_kafka_follow_prints_a_new_dead_letter(on_kafka, home) -> None:
+    settings, recorded = on_kafka
+    kafka = settings.kafka
+    env = {
+        **os.environ,
+        "KFCHAIN_HOME": str(home),
+        "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
+        "KFCHAIN_TOPIC": kafka.topic,
+        "KFCHAIN_DLQ_TOPIC": kafka.dlq_topic,
+    }
+    argv = ["--from-kafka", "--follow", "--type", "model.rollout", "--limit", "1"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "events.log", *argv],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = _lines_of(process)
+        assert lines.get(timeout=20).split()[:1] == ["TIME"]
+        assert "model.rollout.failed" in lines.get(timeout=5)
+        with pytest.raises(queue.Empty):
+            lines.get(timeout=1.0)  # now it waits
+        dead = recorded.rollout_failed.with_extensions(
+            knativeerrordest="http://recorder.kfchain.svc.cluster.local", knativeerrorcode="-1"
+        )
+        with Publisher(kafka) as publisher:
+            publisher.publish(dead, kafka.dlq_topic)
+        line = lines.get(timeout=15)
+        assert "model.rollout.failed" in line
+        assert line.endswith("dead-lettered (code -1 from http://recorder.kfchain.svc.cluster.local)")
+        with pytest.raises(queue.Empty):
+            lines.get(timeout=1.0)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(10)
+    assert code == EXIT_OK
+
+
 def test_from_kafka_empty_topic_exits_1(capsys, kafka_settings, settings) -> None:
     code, out, err = run_log(capsys, LogSettings(settings.store_path, kafka_settings), "--from-kafka")
     assert code == EXIT_NOTHING and out == ""
     assert err.splitlines() == [
-        f"no events in topic {kafka_settings.topic} at {kafka_settings.bootstrap_servers} yet"
+        f"no events in topics {kafka_settings.topic} and {kafka_settings.dlq_topic} "
+        f"at {kafka_settings.bootstrap_servers} yet"
     ]
 
 

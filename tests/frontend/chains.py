@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -112,7 +113,7 @@ def failed_chain(start: datetime, version: str = "v3") -> list[Event]:
     dead = trained.with_extensions(
         knativeerrordest="http://127.0.0.1:8091/",
         knativeerrorcode="400",
-        knativeerrordata=f"candidate uri not readable {HOSTILE}",
+        knativeerrordata=base64.b64encode(f"candidate uri not readable {HOSTILE}".encode()).decode(),
     )
     failed = _then(
         trained,

@@ -144,7 +144,7 @@ async def test_events_page_groups_chains_with_durations_failures_and_dead_letter
     failed = html[bad:ok]
     assert '<span class="badge bad">failed</span>' in failed
     assert '<span class="badge dead">dead-lettered</span>' in failed
-    assert "HTTP 400 from http://127.0.0.1:8091/" in failed
+    assert "HTTP 400 from http://127.0.0.1:8091/: candidate uri not readable &lt;script&gt;" in failed
 
 
 async def test_event_data_is_escaped(frontend_client) -> None:
