@@ -5,6 +5,11 @@ Run it with ``python -m services.predictor`` (settings: :class:`services.predict
 marked current in the serving store (``$KFCHAIN_HOME/serving/<model>/current.json``, see
 :mod:`services.predictor.store`) and reports not-ready (503) until a version has been rolled out.
 
+Model-dir mode (``KFCHAIN_PREDICTOR_MODEL_DIR`` or ``--model_dir``; KServe's ``/mnt/models`` under the
+``kfchain-predictor`` ServingRuntime) serves the one ``model.joblib`` in that directory instead, as the
+version ``KFCHAIN_MODEL_VERSION`` names (else the last segment of ``STORAGE_URI``, else ``unknown``);
+it fails at start if the file is missing, and answers 409 to requests to load or activate another version.
+
 V1 (KServe) — ``POST /v1/models/iris:predict``::
 
     request   {"instances": [[sepal_length, sepal_width, petal_length, petal_width], ...],

@@ -12,7 +12,10 @@ The rollout endpoints (used by ``services.rollout.local``) live here too, under 
 - ``POST /kfchain/v1/models/<name>/versions/<version>/load``: load a version beside the current one.
 - ``POST /kfchain/v1/models/<name>/versions/<version>:predict``: V1 predict on that loaded version.
 - ``POST /kfchain/v1/models/<name>/activate`` ``{"version": "v2"}``: make it current, atomically.
-- ``GET /kfchain/v1/models/<name>``: ``{"current": ..., "previous": ..., "staged": [...]}``.
+- ``GET /kfchain/v1/models/<name>``: ``{"current": ..., "previous": ..., "staged": [...], "mode": "store"}``.
+
+In model-dir mode (``KFCHAIN_PREDICTOR_MODEL_DIR``, KServe's ``/mnt/models``) the predictor serves one
+fixed version: loading or activating any other is answered 409 with ``"mode": "model-dir"``.
 """
 
 from __future__ import annotations
@@ -26,7 +29,13 @@ from typing import Any
 import orjson
 from prometheus_client import Counter, Histogram
 
-from services.predictor.model import THREAD_BATCH, IrisModel, LoadedVersion, ModelLoadError
+from services.predictor.model import (
+    THREAD_BATCH,
+    FixedVersionError,
+    IrisModel,
+    LoadedVersion,
+    ModelLoadError,
+)
 from services.predictor.protocol import (
     InvalidRequest,
     PredictRequest,
@@ -189,6 +198,9 @@ class PredictorApp:
             status, body = 400, error.body()
         except HttpError as error:
             status, body = error.status, error.body
+        except FixedVersionError as error:
+            status = 409
+            body = {"error": str(error), "mode": "model-dir", "current": error.directory.version}
         payload = orjson.dumps(body)
         headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
         if version_header:
@@ -231,6 +243,8 @@ class PredictorApp:
             if tail.endswith(":predict"):
                 version = self._version(tail[: -len(":predict")])
                 loaded = self.model.loaded(version)
+                if loaded is None and self.model.model_dir is not None:
+                    raise FixedVersionError(self.model.model_dir, version)
                 if loaded is None:
                     raise HttpError(
                         409,
@@ -263,6 +277,7 @@ class PredictorApp:
             "previous": model.previous.version if model.previous else None,
             "staged": sorted(model.staged),
             "ready": model.current is not None,
+            "mode": "model-dir" if model.model_dir is not None else "store",
         }
 
 

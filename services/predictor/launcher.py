@@ -89,11 +89,14 @@ def stop_process(process: subprocess.Popen, timeout_s: float = 10.0) -> None:
 
 @dataclass
 class PredictorProcess:
-    """A predictor child process on ``port`` with ``KFCHAIN_HOME=home``; use as a context manager."""
+    """A predictor child process on ``port`` with ``KFCHAIN_HOME=home``; use as a context manager.
+
+    ``args`` go to ``python -m services.predictor`` (e.g. ``["--model_dir", "/tmp/v3"]``)."""
 
     home: Path
     port: int = 0
     env: dict[str, str] = field(default_factory=dict)
+    args: list[str] = field(default_factory=list)
     model_name: str = "iris"
     startup_timeout_s: float = 60.0
     process: subprocess.Popen | None = None
@@ -121,7 +124,7 @@ class PredictorProcess:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(root), env.get("PYTHONPATH", "")) if p)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "services.predictor"],
+                [sys.executable, "-m", "services.predictor", *self.args],
                 env=env,
                 cwd=root,
                 stdout=log,

@@ -3,6 +3,9 @@
 A version is loaded *beside* the current one (:meth:`IrisModel.stage`), checked, then made current
 with one reference assignment on the event loop (:meth:`IrisModel.activate`): requests already
 running finish on the version they started with, the next request sees the new one, none fail.
+
+In model-dir mode (a :class:`~services.predictor.store.ModelDirectory`, KServe's ``/mnt/models``) the
+model serves that one version for its whole life: KServe rolls out a new version as a new revision.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from prometheus_client import Gauge
 
 from services.predictor.fastknn import FastKnn, compile_fast_knn
 from services.predictor.protocol import InvalidRequest, PredictRequest, encode_v1, parse_v1, v2_response
-from services.predictor.store import ServingStore
+from services.predictor.store import ModelDirectory, ServingStore
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +35,20 @@ THREAD_BATCH = 64
 
 class ModelLoadError(RuntimeError):
     """A version could not be loaded; the message says which file and why."""
+
+
+class FixedVersionError(RuntimeError):
+    """Model-dir mode was asked to load or activate another version; the message says why it cannot."""
+
+    def __init__(self, directory: ModelDirectory, asked: str):
+        super().__init__(
+            f"this predictor runs in model-dir mode: it serves only version {directory.version!r} from "
+            f"{directory.path}, so it cannot load or activate {asked!r}; roll out another version by "
+            "changing the InferenceService's storageUri (a new revision), or run it in store mode "
+            "(unset KFCHAIN_PREDICTOR_MODEL_DIR)"
+        )
+        self.directory = directory
+        self.asked = asked
 
 
 @dataclass
@@ -156,10 +173,17 @@ class IrisModel(Model):
     """``kserve.Model`` serving the current version of one model from the serving store."""
 
     def __init__(
-        self, name: str, store: ServingStore, species: tuple[str, ...], cache_size: int, max_batch: int
+        self,
+        name: str,
+        store: ServingStore,
+        species: tuple[str, ...],
+        cache_size: int,
+        max_batch: int,
+        model_dir: ModelDirectory | None = None,
     ):
         super().__init__(name, return_response_headers=True)
         self.store = store
+        self.model_dir = model_dir  # set: model-dir mode, one fixed version; None: the serving store
         self.species = species
         self.cache_size = cache_size
         self.max_batch = max_batch
@@ -170,7 +194,13 @@ class IrisModel(Model):
 
     # -- lifecycle -------------------------------------------------------------------------------
     def load(self) -> bool:
-        """Serve the version marked current in the serving store; not ready if there is none yet."""
+        """Serve the version marked current in the serving store; not ready if there is none yet.
+
+        In model-dir mode, serve the directory's model.joblib or raise :class:`ModelLoadError`."""
+        if self.model_dir is not None:
+            self._serve(self._load_directory(self.model_dir))
+            self.ready = True
+            return True
         pointer = self.store.read_pointer(self.name)
         if pointer is None:
             log.warning("no version of %s rolled out yet under %s; not ready", self.name, self.store.root)
@@ -186,6 +216,19 @@ class IrisModel(Model):
         self.current = loaded
         MODEL_INFO.labels(self.name, loaded.version).set(1)
 
+    def _load_directory(self, directory: ModelDirectory) -> LoadedVersion:
+        if not directory.path.is_dir():
+            raise ModelLoadError(
+                f"model directory {directory.path} does not exist (KFCHAIN_PREDICTOR_MODEL_DIR or --model_dir); "
+                "on KServe it is /mnt/models, where the storageUri is mounted"
+            )
+        try:
+            return load_version(directory.model_path, directory.version, self.species, self.cache_size)
+        except ModelLoadError as error:
+            raise ModelLoadError(
+                f"model-dir mode: {error} (the storageUri must name a folder holding {directory.model_path.name})"
+            ) from None
+
     def _load(self, version: str) -> LoadedVersion:
         return load_version(self.store.model_path(self.name, version), version, self.species, self.cache_size)
 
@@ -193,6 +236,8 @@ class IrisModel(Model):
         """Load ``version`` beside the current one (in a thread: joblib and a warm-up predict)."""
         if self.current is not None and self.current.version == version:
             return self.current
+        if self.model_dir is not None:
+            raise FixedVersionError(self.model_dir, version)
         loaded = await asyncio.to_thread(self._load, version)
         self.staged = {version: loaded}  # keep only the newest candidate
         return loaded
@@ -207,6 +252,8 @@ class IrisModel(Model):
     def activate(self, version: str) -> tuple[str, str | None]:
         """Make a loaded version current in one step; returns (current, previous)."""
         target = self.loaded(version)
+        if target is None and self.model_dir is not None:
+            raise FixedVersionError(self.model_dir, version)
         if target is None:
             raise KeyError(version)
         if self.current is not target:
@@ -217,7 +264,14 @@ class IrisModel(Model):
         return target.version, self.previous.version if self.previous else None
 
     async def reload_current(self) -> None:
-        """Serve whatever the serving store's pointer says (the KServe repository ``load`` verb)."""
+        """Serve whatever the serving store's pointer says (the KServe repository ``load`` verb).
+
+        In model-dir mode there is nothing else to serve: (re)load the directory's version."""
+        if self.model_dir is not None:
+            if self.current is None:
+                self._serve(await asyncio.to_thread(self._load_directory, self.model_dir))
+            self.ready = True
+            return
         pointer = self.store.read_pointer(self.name)
         if pointer is None:
             raise ModelLoadError(f"no version of {self.name} is marked current under {self.store.root}")

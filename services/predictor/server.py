@@ -15,7 +15,7 @@ from kserve.protocol.rest.server import RESTServer
 from services.predictor.app import PredictorApp
 from services.predictor.model import IrisModel, ModelLoadError
 from services.predictor.settings import PredictorSettings
-from services.predictor.store import ServingStore
+from services.predictor.store import ModelDirectory, ServingStore
 
 log = logging.getLogger(__name__)
 
@@ -25,10 +25,12 @@ class ServingStoreRepository(ModelRepository):
 
     ``POST /v2/repository/models/<name>/load`` therefore re-reads ``current.json`` and swaps to it
     without a restart; ``.../unload`` takes the model out of service (404 until loaded again).
+    In model-dir mode ``load`` brings back the directory's one version.
     """
 
     def __init__(self, model: IrisModel):
-        super().__init__(models_dir=str(model.store.root))
+        root = model.model_dir.path if model.model_dir is not None else model.store.root
+        super().__init__(models_dir=str(root))
         self.model = model
 
     async def load(self, name: str) -> bool:
@@ -40,14 +42,31 @@ class ServingStoreRepository(ModelRepository):
 
 
 def build_model(settings: PredictorSettings) -> IrisModel:
-    """The model object, loaded with the current version if one was rolled out (else not ready)."""
+    """The model object, loaded with the current version if one was rolled out (else not ready).
+
+    In model-dir mode a model that cannot be loaded raises :class:`ModelLoadError` naming the path:
+    that revision has nothing else to serve, so it must fail at start (KServe marks it failed).
+    """
+    directory = (
+        ModelDirectory(settings.model_dir, settings.model_version) if settings.model_dir is not None else None
+    )
     model = IrisModel(
         settings.model_name,
         ServingStore(settings.serving_dir),
         species=settings.species,
         cache_size=settings.cache_size,
         max_batch=settings.max_batch,
+        model_dir=directory,
     )
+    if directory is not None:
+        model.load()
+        if settings.model_version_source == "default":
+            log.warning(
+                "model-dir mode without a version: set KFCHAIN_MODEL_VERSION (the deployer does); "
+                "answers say model_version %r",
+                settings.model_version,
+            )
+        return model
     try:
         model.load()
     except (ModelLoadError, ValueError) as error:
@@ -65,9 +84,12 @@ def _warm_imports() -> None:
 
 def serve(settings: PredictorSettings) -> None:
     """Start the HTTP server and block until SIGTERM/SIGINT."""
-    # In the background: readiness is not delayed, and a rollout that comes early just waits on the import lock.
-    threading.Thread(target=_warm_imports, name="warm-imports", daemon=True).start()
     model = build_model(settings)
+    if model.current is None:
+        # In the background: readiness is not delayed, and a rollout that comes early just waits on
+        # the import lock. Only when nothing was loaded: a load at start imports the same modules, and
+        # two threads importing them at once can fail with a _DeadlockError.
+        threading.Thread(target=_warm_imports, name="warm-imports", daemon=True).start()
     repository = ServingStoreRepository(model)
     server = ModelServer(
         http_port=settings.port,
@@ -95,10 +117,13 @@ def serve(settings: PredictorSettings) -> None:
         access.handlers.clear()
         access.propagate = False
     log.info(
-        "predictor for %s on %s (serving %s, fast path %s)",
+        "predictor for %s on %s (serving %s, %s, fast path %s)",
         settings.model_name,
         settings.url,
         model.current.version if model.current else "nothing yet",
+        f"model-dir mode: {settings.model_dir}, version from {settings.model_version_source}"
+        if settings.model_dir is not None
+        else f"store mode: {settings.serving_dir}",
         "on" if settings.fast_path else "off",
     )
     # Everything imported so far (kserve, sklearn, numpy: ~240 MB of objects) lives as long as the

@@ -104,3 +104,16 @@ class ServingStore:
         if not base.is_dir():
             return []
         return sorted(p.parent.name for p in base.glob(f"*/{MODEL_FILE}"))
+
+
+@dataclass(frozen=True)
+class ModelDirectory:
+    """Model-dir mode's source: the one ``model.joblib`` in ``path`` (KServe mounts the
+    InferenceService's storageUri at ``/mnt/models``), served as ``version``. One revision, one version."""
+
+    path: Path
+    version: str
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / MODEL_FILE

@@ -6,6 +6,11 @@ The InferenceService is built with the kserve SDK's models (``V1beta1InferenceSe
 resources, an optional ``runtime`` (kfchain's fast ServingRuntime) — and sent through the Kubernetes
 client's ``CustomObjectsApi`` (created if missing, merge-patched if present).
 
+With a ``runtime`` (``kfchain-predictor``), the model spec also carries ``env``: ``KFCHAIN_MODEL_VERSION``
+(the version, so every answer of that revision names it: the predictor only sees ``/mnt/models``) and
+``KFCHAIN_MODEL_NAME`` (the InferenceService name, which KServe routes ``/v1/models/<name>`` by). The
+env is part of the revision's template, so during a canary each revision reports its own version.
+
 Readiness is judged from the status KServe writes: the rollout is Ready when the ``Ready``
 condition is True and the predictor's ``latestReadyRevision`` is a new revision (different from
 the one before the patch) equal to ``latestCreatedRevision``. It failed when a condition turns False
@@ -42,6 +47,8 @@ VERSION_ANNOTATION = "serving.kfchain.io/model-version"
 PREVIOUS_ANNOTATION = "serving.kfchain.io/previous-version"
 ROLLOUT_ANNOTATION = "serving.kfchain.io/rolling-out"
 MODEL_LABEL = "serving.kfchain.io/model"
+# What a model-dir predictor (services.predictor.settings) reads to name the model and version it serves.
+MODEL_NAME_ENV, MODEL_VERSION_ENV = "KFCHAIN_MODEL_NAME", "KFCHAIN_MODEL_VERSION"
 # storageUri schemes KServe's storage initializer understands; anything else becomes pvc://.
 _STORAGE_SCHEMES = {"pvc", "s3", "gs", "hdfs", "webhdfs", "https", "http", "oci", "hf", "azure"}
 _FAILED_LOAD = {"BlockedByFailedLoad", "InvalidSpec"}
@@ -144,10 +151,19 @@ def build_inference_service(
     canary_percent: int | None = None,
 ) -> V1beta1InferenceService:
     """The InferenceService serving ``model_version`` as kserve SDK objects."""
+    name = settings.isvc_name or model_name
     model = V1beta1ModelSpec(
         model_format=V1beta1ModelFormat(name="sklearn"),
         storage_uri=storage_uri,
         runtime=settings.runtime or None,
+        # KServe's stock runtime takes its name from {{.Name}} and reports no version; a named
+        # runtime (kfchain's predictor) is told both. Unset for the stock runtime: nothing reads it.
+        env=[
+            k8s.V1EnvVar(name=MODEL_NAME_ENV, value=name),
+            k8s.V1EnvVar(name=MODEL_VERSION_ENV, value=model_version),
+        ]
+        if settings.runtime
+        else None,
         resources=k8s.V1ResourceRequirements(
             requests={"cpu": settings.cpu_request, "memory": settings.memory_request},
             limits={"cpu": settings.cpu_limit, "memory": settings.memory_limit},
@@ -163,7 +179,6 @@ def build_inference_service(
         canary_traffic_percent=canary_percent,
         service_account_name=settings.service_account or None,
     )
-    name = settings.isvc_name or model_name
     return V1beta1InferenceService(
         api_version=f"{GROUP}/{VERSION}",
         kind="InferenceService",
@@ -216,7 +231,7 @@ class KServeRollout:
         if existing is None:
             return self._create(model_name, model_version, storage_uri)
         serving = _annotations(existing).get(VERSION_ANNOTATION)
-        previous_storage = _storage_uri(existing)
+        previous_storage = _model(existing).get("storageUri")
         if serving == model_version and previous_storage == storage_uri and _ready(existing):
             return RolloutOutcome(
                 self._endpoint(existing, model_name),
@@ -224,7 +239,7 @@ class KServeRollout:
                 _annotations(existing).get(PREVIOUS_ANNOTATION),
                 unchanged=True,
             )
-        return self._update(model_name, model_version, storage_uri, existing, serving, previous_storage)
+        return self._update(model_name, model_version, storage_uri, existing, serving)
 
     # -- steps ----------------------------------------------------------------------------------
     def _create(self, model_name: str, model_version: str, storage_uri: str) -> RolloutOutcome:
@@ -252,7 +267,6 @@ class KServeRollout:
         storage_uri: str,
         existing: dict,
         serving: str | None,
-        previous_storage: str | None,
     ) -> RolloutOutcome:
         canary = (
             self.settings.canary_percent if serving is not None and self.settings.canary_percent else None
@@ -268,10 +282,12 @@ class KServeRollout:
             "spec": {"predictor": manifest["spec"]["predictor"]},
         }
         patch["spec"]["predictor"].setdefault("canaryTrafficPercent", None)  # merge patch: None removes it
+        for key in ("runtime", "env"):  # back to the stock runtime: drop kfchain's runtime and its env
+            patch["spec"]["predictor"]["model"].setdefault(key, None)
         self._patch(model_name, patch, serving)
         status = self._wait_ready(model_name, baseline=existing)
         if isinstance(status, str):
-            self._roll_back(model_name, previous_storage, canary is not None)
+            self._roll_back(model_name, _model(existing), canary is not None)
             raise RolloutFailed(
                 f"{model_version} not rolled out: {status}; rolled back to {serving or 'nothing'}", serving
             )
@@ -282,10 +298,14 @@ class KServeRollout:
         self._mark_serving(model_name, model_version, previous=serving)
         return RolloutOutcome(self._endpoint(status, model_name), 100, serving)
 
-    def _roll_back(self, model_name: str, previous_storage: str | None, canary: bool) -> None:
+    def _roll_back(self, model_name: str, previous_model: dict, canary: bool) -> None:
         predictor: dict[str, Any] = {"canaryTrafficPercent": 0 if canary else None}
-        if previous_storage:
-            predictor["model"] = {"storageUri": previous_storage}
+        if previous_model.get("storageUri"):
+            # The env too: it names the version a kfchain predictor reports (None removes it).
+            predictor["model"] = {
+                "storageUri": previous_model["storageUri"],
+                "env": previous_model.get("env"),
+            }
         self._patch(
             model_name,
             {"metadata": {"annotations": {ROLLOUT_ANNOTATION: None}}, "spec": {"predictor": predictor}},
@@ -378,8 +398,8 @@ def _annotations(obj: dict | None) -> dict[str, str]:
     return ((obj or {}).get("metadata") or {}).get("annotations") or {}
 
 
-def _storage_uri(obj: dict) -> str | None:
-    return ((((obj.get("spec") or {}).get("predictor") or {}).get("model")) or {}).get("storageUri")
+def _model(obj: dict) -> dict:
+    return (((obj.get("spec") or {}).get("predictor") or {}).get("model")) or {}
 
 
 def _revisions(obj: dict) -> tuple[str | None, str | None]:

@@ -65,6 +65,8 @@ def test_repository_manifests_start_every_local_service_and_the_predictor(tmp_pa
     assert by_name["selector"].env["PORT"] == "18091"  # env override of the port table
     assert by_name["selector"].argv[1:] == ["-m", "services.selector"]
     assert by_name["predictor"].env["KFCHAIN_PREDICTOR_PORT"] == by_name["predictor"].env["PORT"] == "8080"
+    assert by_name["predictor"].argv[1:] == ["-m", "services.predictor"]
+    assert "KFCHAIN_PREDICTOR_MODEL_DIR" not in by_name["predictor"].env  # store mode locally
     assert by_name["frontend"].env["KFCHAIN_PREDICTOR_URL"] == "http://127.0.0.1:8080"
     assert list(by_name)[0] == "broker" and list(by_name)[-1] == "dispatcher"
 

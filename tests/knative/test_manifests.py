@@ -447,6 +447,19 @@ def test_kfchain_serving_runtime_runs_the_predictor_module_and_is_opt_in(
     assert model_format["name"] == "sklearn" and model_format["autoSelect"] is False
 
 
+def test_kfchain_serving_runtime_serves_the_mounted_model_on_the_cluster(
+    objects: dict[tuple[str, str], dict],
+) -> None:
+    """KServe mounts the storageUri at /mnt/models; the runtime's cluster env puts the predictor in
+    model-dir mode there, while its command and args (what knative.local runs) carry no model dir."""
+    from services.predictor.settings import PredictorSettings
+
+    (container,) = objects[("ServingRuntime", "kfchain-predictor")]["spec"]["containers"]
+    cluster = PredictorSettings.from_args(container.get("args", []), _cluster_env(objects, container))
+    assert (cluster.mode, str(cluster.model_dir)) == ("model-dir", "/mnt/models")
+    assert "/mnt/models" not in " ".join(container["command"] + container.get("args", []))
+
+
 # --- monitoring -----------------------------------------------------------------------------------
 
 

@@ -15,6 +15,8 @@ from kubernetes import client as k8s
 
 from services.rollout.base import RolloutFailed
 from services.rollout.kserve import (
+    MODEL_NAME_ENV,
+    MODEL_VERSION_ENV,
     PREVIOUS_ANNOTATION,
     VERSION_ANNOTATION,
     KServeRollout,
@@ -115,6 +117,7 @@ def test_the_built_inference_service_is_valid_against_the_kserve_crd() -> None:
         "modelFormat": {"name": "sklearn"},
         "storageUri": "pvc://model-pvc/iris/v7",
         "runtime": "kfchain-predictor",
+        "env": [{"name": MODEL_NAME_ENV, "value": "iris"}, {"name": MODEL_VERSION_ENV, "value": "v7"}],
         "resources": {
             "requests": {"cpu": "100m", "memory": "256Mi"},
             "limits": {"cpu": "1", "memory": "512Mi"},
@@ -182,6 +185,47 @@ async def test_a_failed_canary_rolls_back_and_names_the_serving_version(
     assert predictor["canaryTrafficPercent"] == 0  # all traffic on the previous revision
     assert predictor["model"]["storageUri"] == "pvc://model-pvc/iris/v1"
     assert await asyncio.to_thread(backend.current_version, "iris") == "v1"
+
+
+def model_env(emulator: kmock.KubernetesEmulator) -> dict[str, str] | None:
+    env = isvc(emulator)["spec"]["predictor"]["model"].get("env")
+    return None if env is None else {item["name"]: item["value"] for item in env}
+
+
+async def test_the_kfchain_runtime_is_told_each_version_and_a_rollback_restores_it(
+    kmock: kmock.KubernetesEmulator,
+) -> None:
+    """The kfchain predictor only sees /mnt/models: the env of each revision names its version."""
+    backend = backend_for(kmock, runtime="kfchain-predictor", ready_timeout_s=1.0)
+    await roll_out(backend, "v1", controller(kmock, "pvc://model-pvc/iris/v1", "iris-predictor-00001"))
+    assert isvc(kmock)["spec"]["predictor"]["model"]["runtime"] == "kfchain-predictor"
+    assert model_env(kmock) == {MODEL_NAME_ENV: "iris", MODEL_VERSION_ENV: "v1"}
+    validate(isvc(kmock).raw, "emulator")
+
+    with pytest.raises(RolloutFailed):
+        await roll_out(
+            backend,
+            "v2",
+            controller(
+                kmock, "pvc://model-pvc/iris/v2", "iris-predictor-00002", "failed", "iris-predictor-00001"
+            ),
+        )
+    assert isvc(kmock)["spec"]["predictor"]["model"]["storageUri"] == "pvc://model-pvc/iris/v1"
+    assert model_env(kmock) == {MODEL_NAME_ENV: "iris", MODEL_VERSION_ENV: "v1"}, "rolled back with v1's env"
+
+    await roll_out(backend, "v3", controller(kmock, "pvc://model-pvc/iris/v3", "iris-predictor-00003"))
+    assert model_env(kmock) == {MODEL_NAME_ENV: "iris", MODEL_VERSION_ENV: "v3"}
+
+
+async def test_the_stock_runtime_gets_no_env_even_after_the_kfchain_runtime(
+    kmock: kmock.KubernetesEmulator,
+) -> None:
+    kfchain = backend_for(kmock, runtime="kfchain-predictor")
+    await roll_out(kfchain, "v1", controller(kmock, "pvc://model-pvc/iris/v1", "iris-predictor-00001"))
+    stock = backend_for(kmock)
+    await roll_out(stock, "v2", controller(kmock, "pvc://model-pvc/iris/v2", "iris-predictor-00002"))
+    assert model_env(kmock) is None
+    assert "runtime" not in isvc(kmock)["spec"]["predictor"]["model"]
 
 
 async def test_rolling_out_the_serving_version_again_is_a_no_op(kmock: kmock.KubernetesEmulator) -> None:
