@@ -1,11 +1,11 @@
 """What a local run changes around kfp.local (kfp 2.17), each change scoped to the run.
 
-- ``loops_bounded_by_their_parallelism()``: kfp.local runs at most 2 iterations of any
-  ``ParallelFor`` at once (``ParallelExecutor.conservative_max``, a guard against threads multiplying
-  in nested loops); a loop's own ``parallelism`` can only lower that. Our pipelines have no nested
-  loops, so the loop's ``parallelism`` is the bound that should hold: 5 train tasks run as one wave
-  instead of three (about 2 s of a 10 s training run on 2 cores). The cap remains the default for
-  loops without a ``parallelism``.
+- ``loops_on_all_cores()``: kfp.local runs at most 2 iterations of any ``ParallelFor`` at once
+  (``ParallelExecutor.conservative_max``, a guard against threads multiplying in nested loops); a
+  loop's own ``parallelism`` can only lower that. Our pipelines have no nested loops, and a loop
+  task (a Python process importing scikit-learn) is CPU-bound, so the bound that should hold is the
+  loop's ``parallelism`` and the machine's cores: 5 train tasks run as one wave instead of three on
+  a machine with 5 or more cores. On 2 cores it is kfp's 2 (measured: more at once is no faster).
 - ``print_and_logging_restored()``: kfp.local swaps ``builtins.print`` and the root logger's
   handlers per task; with parallel loop tasks the swaps race and can leave an indenting print, or a
   handler on the run's (soon closed) log stream, behind.
@@ -16,19 +16,18 @@ from __future__ import annotations
 import builtins
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from typing import Any
 
-#: Threads one local loop may use when its ``parallelism`` asks for more. A loop without one
-#: (``parallelism`` 0, unlimited) still gets kfp's default of 2, through ``max_workers``.
-_MAX_LOOP_WORKERS = 32
-
 
 @contextlib.contextmanager
-def loops_bounded_by_their_parallelism() -> Iterator[None]:
-    """Within the block, a ParallelFor's ``parallelism`` is its bound, not kfp.local's cap of 2.
+def loops_on_all_cores() -> Iterator[None]:
+    """Within the block a ParallelFor runs up to min(its ``parallelism``, CPU cores) tasks at once.
 
-    Changes nothing with a kfp that has no ``enhanced_dag_orchestrator.ParallelExecutor``.
+    kfp.local's cap of 2 stays the floor, and the bound of a loop without ``parallelism`` (its
+    ``max_workers`` default of 2). Changes nothing with a kfp that has no
+    ``enhanced_dag_orchestrator.ParallelExecutor``.
     """
     try:
         from kfp.local.orchestrator.enhanced_dag_orchestrator import ParallelExecutor
@@ -36,13 +35,14 @@ def loops_bounded_by_their_parallelism() -> Iterator[None]:
         yield
         return
     original_init = ParallelExecutor.__init__
+    cores = os.cpu_count() or 1
 
-    def bounded_by_parallelism(self: Any, max_workers: int | None = None) -> None:
+    def capped_by_cores(self: Any, max_workers: int | None = None) -> None:
         original_init(self, max_workers)
         # execute_parallel_tasks runs min(loop parallelism or max_workers, conservative_max) at once.
-        self.conservative_max = max(self.conservative_max, _MAX_LOOP_WORKERS)
+        self.conservative_max = max(self.conservative_max, cores)
 
-    ParallelExecutor.__init__ = bounded_by_parallelism  # type: ignore[method-assign]
+    ParallelExecutor.__init__ = capped_by_cores  # type: ignore[method-assign]
     try:
         yield
     finally:

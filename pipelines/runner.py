@@ -32,7 +32,7 @@ from events.kafka import wait_until_ready
 from pipelines.announce import ERRORS_FILE
 from pipelines.background import start_run
 from pipelines.components import report
-from pipelines.kfp_local import loops_bounded_by_their_parallelism, print_and_logging_restored
+from pipelines.kfp_local import loops_on_all_cores, print_and_logging_restored
 from pipelines.model import SCALERS, parse_k_values
 from pipelines.registry import SqliteRegistry, validate_name
 from pipelines.settings import PipelinesSettings
@@ -345,7 +345,7 @@ def run_local(
             warnings.catch_warnings(),
             contextlib.redirect_stdout(stream),
             print_and_logging_restored(),
-            loops_bounded_by_their_parallelism(),
+            loops_on_all_cores(),
         ):
             # Components run on KFCHAIN_IMAGE on a cluster; locally the current environment is that image.
             warnings.filterwarnings("ignore", message=".*non-Python base image.*")

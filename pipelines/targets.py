@@ -15,8 +15,8 @@ PVC_NAME = "model-pvc"
 MOUNT = "/mnt/kfchain"
 CLUSTER_REGISTRY_URI = f"{MOUNT}/registry.db"
 CLUSTER_SERVING_URI_PREFIX = f"pvc://{PVC_NAME}"
-#: Train tasks at once: pods on a cluster, subprocesses locally (where runner.run_local lifts
-#: kfp.local's own cap of 2 so that this bound holds there too).
+#: Train tasks at once: pods on a cluster; locally subprocesses, also bounded by the CPU cores
+#: (runner.run_local lifts kfp.local's own cap of 2 up to them: pipelines/kfp_local.py).
 TRAIN_PARALLELISM = 8
 
 

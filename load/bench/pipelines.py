@@ -1,23 +1,34 @@
-"""Pipelines benchmark: wall time of a local training run (5 K values) and of a selection run, and how
-much of it is KFP's own overhead (task wall time measured by the runner minus the component
-function's own time, measured inside the component).
+"""Pipelines benchmark: local run wall times, each against a baseline measured in the same run.
+
+- training (5 K values) with the train loop at its own parallelism (what ``run_local`` does) against
+  the same run with kfp.local's own cap of 2 loop tasks at a time;
+- a background selection run (what the selector starts) forked from the warm server of
+  ``pipelines.background`` against the same run as a fresh ``python -m pipelines.submit`` process;
+- how much of the task time is KFP's own (task wall time measured by the runner minus the
+  component function's own time, measured inside the component).
 
 ``python -m load.bench.pipelines``
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+from unittest import mock
 
 from events.broker import EmbeddedBroker, free_port
 from load.bench import BenchRow, Progress
-from pipelines.runner import RunResult, submit_selection, submit_training
+from pipelines import background
+from pipelines.runner import PROJECT_ROOT, RunResult, _child_env, submit_selection, submit_training
 from pipelines.settings import PipelinesSettings
 
 AREA = "pipelines"
+K_VALUES = "1,3,5,7,9"
 
 
 def _overhead_rows(label: str, result: RunResult) -> list[BenchRow]:
@@ -26,14 +37,6 @@ def _overhead_rows(label: str, result: RunResult) -> list[BenchRow]:
     task_wall = sum(walls)
     per_task_ms = 1000 * (task_wall - inside) / max(len(walls), 1)
     return [
-        BenchRow(
-            AREA,
-            f"{label} run wall time",
-            result.seconds,
-            "s",
-            baseline_name="component functions",
-            baseline=inside,
-        ),
         # share of the summed task time that is KFP's (process start, executor, artifact I/O), not the
         # component function; parallel train tasks overlap, so this is not a share of the wall time.
         BenchRow(
@@ -50,26 +53,74 @@ def _overhead_rows(label: str, result: RunResult) -> list[BenchRow]:
     ]
 
 
+def _train(settings: PipelinesSettings, version: str) -> RunResult:
+    result = submit_training(settings, k_values=K_VALUES, model_version=version, wait=True)
+    assert isinstance(result, RunResult)
+    if not result.succeeded:
+        raise RuntimeError(f"training run failed: {result.error}")
+    return result
+
+
+def _fresh_process_selection(settings: PipelinesSettings, trained: RunResult) -> float:
+    """Wall time of ``python -m pipelines.submit model_selection`` in a new interpreter (the old way)."""
+    command = [
+        sys.executable,
+        "-m",
+        "pipelines.submit",
+        "model_selection",
+        "--version",
+        trained.model_version,
+    ]
+    command += ["--chain-id", trained.chainid, "--causation-id", trained.event_id, "--quiet"]
+    started = time.monotonic()
+    done = subprocess.run(command, env=_child_env(settings), cwd=PROJECT_ROOT, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"selection run failed: {done.stdout[-800:]}{done.stderr[-800:]}")
+    return time.monotonic() - started
+
+
+def _forked_selection(settings: PipelinesSettings, trained: RunResult) -> float:
+    """Wall time of the selector's way: ``submit_selection(wait=False)`` forked from the warm server."""
+    started = time.monotonic()
+    handle = submit_selection("iris", trained.model_version, trained.chainid, trained.event_id, settings)
+    result = handle.wait(timeout=120)
+    if not result.succeeded:
+        raise RuntimeError(f"selection run failed: {result.error}")
+    return time.monotonic() - started
+
+
 def run(progress: Progress) -> list[BenchRow]:
-    """Run one training (K=1,3,5,7,9) and one selection locally against an embedded broker."""
+    """Training runs (K=1,3,5,7,9) and selection runs locally against an embedded broker."""
     with tempfile.TemporaryDirectory(prefix="kfchain-bench-") as home, EmbeddedBroker(free_port()) as broker:
         settings = PipelinesSettings(
             home=Path(home), kafka=dataclasses.replace(broker.settings, timeout_s=5.0)
         )
-        progress("pipelines: local training run, K=1,3,5,7,9")
-        trained = submit_training(settings, k_values="1,3,5,7,9", wait=True)
-        assert isinstance(trained, RunResult)
-        if not trained.succeeded:
-            raise RuntimeError(f"training run failed: {trained.error}")
-        progress(f"pipelines: training took {trained.seconds:.1f}s; local selection run")
+        background.warm_up()  # as the selector does when it starts
+        progress(f"pipelines: local training run, K={K_VALUES}, kfp.local's loop cap of 2 (baseline)")
+        with mock.patch("pipelines.runner.loops_on_all_cores", contextlib.nullcontext):
+            capped = _train(settings, "capped")
+        progress(f"pipelines: {capped.seconds:.1f}s; again with the loop at its own parallelism")
+        trained = _train(settings, "v1")
+        progress(f"pipelines: {trained.seconds:.1f}s; a selection run in the foreground")
         selected = submit_selection(
             "iris", trained.model_version, trained.chainid, trained.event_id, settings, wait=True
         )
         assert isinstance(selected, RunResult)
         if not selected.succeeded:
             raise RuntimeError(f"selection run failed: {selected.error}")
-        progress(f"pipelines: selection took {selected.seconds:.1f}s")
-    return _overhead_rows("training (5 K)", trained) + _overhead_rows("model-selection", selected)
+        progress("pipelines: background selection runs: fresh interpreter (baseline), then forked")
+        fresh = _fresh_process_selection(settings, trained)
+        forked = _forked_selection(settings, trained)
+    return [
+        BenchRow(AREA, "training (5 K) run wall time", trained.seconds, "s",
+                 baseline_name="kfp.local's cap of 2 loop tasks", baseline=capped.seconds),
+        *_overhead_rows("training (5 K)", trained),
+        BenchRow(AREA, "model-selection run wall time", selected.seconds, "s",
+                 baseline_name="component functions", baseline=sum(t.seconds_inside for t in selected.tasks)),
+        *_overhead_rows("model-selection", selected),
+        BenchRow(AREA, "background selection run, start -> end (forked, warm)", forked, "s",
+                 baseline_name="fresh python -m pipelines.submit", baseline=fresh),
+    ]  # fmt: skip
 
 
 def main() -> int:

@@ -7,6 +7,7 @@ import logging
 import os
 import uuid
 from pathlib import Path
+from unittest import mock
 
 import joblib
 import pytest
@@ -44,7 +45,9 @@ def settings(kafka_broker: KafkaSettings, tmp_path_factory: pytest.TempPathFacto
 @pytest.fixture(scope="module")
 def trained(settings: PipelinesSettings) -> RunResult:
     handlers = list(logging.root.handlers)
-    result = submit_training(settings, k_values="1,3,5", wait=True)
+    # As on a machine with 8 cores: the train loop may then run all 3 tasks at once (see below).
+    with mock.patch("os.cpu_count", return_value=8):
+        result = submit_training(settings, k_values="1,3,5", wait=True)
     # kfp.local's per-task logging swaps race between the parallel train tasks; the run must leave
     # the process's logging as it found it (no handler on the run's closed log stream).
     assert logging.root.handlers == handlers
@@ -84,8 +87,8 @@ def _most_tasks_at_once(kfp_log: str) -> int:
     return peak
 
 
-def test_the_train_loop_runs_all_its_tasks_at_once(trained: RunResult) -> None:
-    # kfp.local alone would run 2 at a time; the loop's parallelism (8) is the bound that holds.
+def test_the_train_loop_runs_its_tasks_on_all_cores(trained: RunResult) -> None:
+    # kfp.local alone runs 2 loop tasks at a time; with 8 cores the loop's parallelism (8) bounds it.
     assert _most_tasks_at_once(trained.log_path) == 3
 
 
