@@ -5,8 +5,9 @@ own process. Started as a fresh ``python -m pipelines.submit ...`` that process 
 importing kfp and the pipelines before its first task. Here it is forked from a multiprocessing fork
 server that imported them once (``warm_up()`` starts it early, in the background), so the run's
 first task starts within milliseconds. Each run is still a separate process with its own
-environment, working directory and log file, and outlives neither more nor less than a subprocess
-would: it keeps running if its caller exits.
+environment, working directory and log file. A caller that exits normally first waits for its runs
+to end (multiprocessing joins its children at exit), so a restarted selector never cuts a run
+short; a caller that is killed leaves them running, as it would a subprocess.
 """
 
 from __future__ import annotations

@@ -160,8 +160,83 @@ def _csv_text(rows: Sequence[Row], float_format: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
+def read_dataset(path: str | Path) -> list[Row]:
+    """The rows of a CSV that fetch wrote (header FEATURES + LABEL), read without pandas.
+
+    fetch has validated the data already; this checks only that the file is what fetch writes and
+    raises ``DatasetError`` naming the file, the line and the problem otherwise.
+    """
+    expected = [*FEATURES, LABEL]
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            lines = list(csv.reader(handle))
+    except FileNotFoundError:
+        raise DatasetError(
+            f"dataset {path} does not exist; normalize reads the CSV the fetch task writes"
+        ) from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DatasetError(f"dataset {path} could not be read as CSV: {exc}") from exc
+    if not lines or lines[0] != expected:
+        got = lines[0] if lines else "an empty file"
+        raise DatasetError(
+            f"dataset {path}: header must be {','.join(expected)} (what fetch writes); got {got}"
+        )
+    rows: list[Row] = []
+    for number, fields in enumerate(lines[1:], start=2):
+        if len(fields) != len(expected):
+            raise DatasetError(
+                f"dataset {path}, line {number}: {len(fields)} fields, expected {len(expected)}"
+            )
+        try:
+            a, b, c, d = (float(value) for value in fields[:-1])
+            label = int(fields[-1])
+        except ValueError:
+            raise DatasetError(
+                f"dataset {path}, line {number}: not numbers and a 0/1/2 label: {fields}"
+            ) from None
+        if label not in range(len(CLASS_NAMES)):
+            raise DatasetError(f"dataset {path}, line {number}: label {label} is not one of 0/1/2")
+        rows.append((a, b, c, d, label))
+    if not rows:
+        raise DatasetError(f"dataset {path} has a header but no rows")
+    return rows
+
+
+def split(rows: Sequence[Row], test_size: float = 0.2, seed: int = SEED) -> tuple[list[Row], list[Row]]:
+    """Stratified train/test split of ``rows`` with a fixed seed; both parts keep the input order.
+
+    Each class gives ``test_size * its rows`` (rounded half up) rows to the test split (at least one,
+    never all of them), drawn by a seeded numpy permutation: iris's 150 rows at 0.2 give
+    10 test rows per class, the same ones every time. A class with a single row cannot be split and
+    raises ``DatasetError``.
+    """
+    import numpy as np
+
+    if not 0.05 <= test_size <= 0.5:
+        raise ValueError(f"test_size {test_size!r} must be between 0.05 and 0.5")
+    labels = np.fromiter((row[-1] for row in rows), dtype=np.int64, count=len(rows))
+    rng = np.random.default_rng(seed)
+    in_test = np.zeros(len(rows), dtype=bool)
+    for label in np.unique(labels):  # classes in sorted order: one reproducible sequence of draws
+        members = np.flatnonzero(labels == label)
+        if len(members) < 2:
+            raise DatasetError(
+                f"class {_class_name(int(label))} has {len(members)} row; a stratified split needs at least 2"
+                " rows per class (one to train, one to test)"
+            )
+        n_test = min(max(int(test_size * len(members) + 0.5), 1), len(members) - 1)
+        in_test[rng.permutation(members)[:n_test]] = True
+    train = [row for row, held_out in zip(rows, in_test, strict=True) if not held_out]
+    test = [row for row, held_out in zip(rows, in_test, strict=True) if held_out]
+    return train, test
+
+
+def _class_name(label: int) -> str:
+    return f"{CLASS_NAMES[label]!r} ({label})" if 0 <= label < len(CLASS_NAMES) else repr(label)
+
+
 def make_scaler(kind: str) -> Any:
-    """A fresh scaler of ``kind`` (``standard`` or ``minmax``)."""
+    """A fresh (unfitted) scikit-learn scaler of ``kind`` (``standard`` or ``minmax``)."""
     from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
     if kind == "standard":
@@ -171,14 +246,89 @@ def make_scaler(kind: str) -> Any:
     raise ValueError(f"scaler {kind!r} is not supported; use one of {list(SCALERS)}")
 
 
-def split(frame: Any, test_size: float = 0.2, seed: int = SEED) -> tuple[Any, Any]:
-    """Stratified train/test split with a fixed seed."""
-    from sklearn.model_selection import train_test_split
+#: The fitted attributes ``scaler_params`` computes and ``scaler_from_params`` sets, per scaler kind.
+SCALER_ATTRIBUTES = {
+    "standard": ("mean", "var", "scale"),
+    "minmax": ("data_min", "data_max", "data_range", "scale", "min"),
+}
 
-    if not 0.05 <= test_size <= 0.5:
-        raise ValueError(f"test_size {test_size!r} must be between 0.05 and 0.5")
-    train, test = train_test_split(frame, test_size=test_size, random_state=seed, stratify=frame[LABEL])
-    return train.reset_index(drop=True), test.reset_index(drop=True)
+
+def scaler_params(kind: str, rows: Sequence[Row]) -> dict[str, Any]:
+    """Fit scaler ``kind`` on the features of ``rows`` with numpy, as scikit-learn does; a JSON-able dict.
+
+    The statistics are those of ``StandardScaler().fit`` (mean_, var_ with ddof=0, scale_ with
+    (near-)zero variance -> 1.0) or ``MinMaxScaler().fit`` (feature_range (0, 1)), computed the way
+    scikit-learn 1.x computes them, so normalize needs no scikit-learn import (~2 s of start-up).
+    ``scaler_from_params`` turns the dict back into the fitted scikit-learn scaler.
+    """
+    import numpy as np
+
+    if kind not in SCALER_ATTRIBUTES:
+        raise ValueError(f"scaler {kind!r} is not supported; use one of {list(SCALERS)}")
+    x, _ = features_and_labels(rows)
+    if not len(x):
+        raise DatasetError("cannot fit a scaler on no rows")
+    n = x.shape[0]
+    if kind == "standard":
+        # sklearn.utils.extmath._incremental_mean_and_var from a fresh state: corrected two-pass variance
+        total = x.sum(axis=0)
+        mean = total / n
+        centred = x - mean
+        correction = centred.sum(axis=0)
+        var = ((centred**2).sum(axis=0) - correction**2 / n) / n
+        # sklearn.preprocessing._data._is_constant_feature: variance within rounding error of zero
+        eps = np.finfo(np.float64).eps
+        constant = var <= n * eps * var + (n * mean * eps) ** 2
+        fitted = {"mean": mean, "var": var, "scale": np.where(constant, 1.0, np.sqrt(var))}
+    else:
+        data_min, data_max = x.min(axis=0), x.max(axis=0)
+        data_range = data_max - data_min
+        # sklearn.preprocessing._data._handle_zeros_in_scale: ranges below 10 eps count as zero
+        safe_range = np.where(data_range < 10 * np.finfo(np.float64).eps, 1.0, data_range)
+        scale = (1.0 - 0.0) / safe_range
+        fitted = {
+            "data_min": data_min,
+            "data_max": data_max,
+            "data_range": data_range,
+            "scale": scale,
+            "min": 0.0 - data_min * scale,
+        }
+    arrays = {name: values.tolist() for name, values in fitted.items()}
+    return {"kind": kind, "n_features_in": x.shape[1], "n_samples_seen": n, **arrays}
+
+
+def scaler_from_params(params: dict[str, Any]) -> Any:
+    """The fitted scikit-learn scaler that ``params`` (from ``scaler_params``) describes.
+
+    A default-constructed ``StandardScaler`` / ``MinMaxScaler`` with its documented fitted attributes
+    (``mean_``, ``var_``, ``scale_`` / ``data_min_``, ``data_max_``, ``data_range_``, ``scale_``,
+    ``min_``; ``n_samples_seen_``, ``n_features_in_``) set: it transforms, pickles and clones as one
+    fitted by scikit-learn.
+    """
+    import numpy as np
+
+    kind = params.get("kind")
+    if kind not in SCALER_ATTRIBUTES:
+        raise ValueError(f"scaler parameters of kind {kind!r} are not supported; use one of {list(SCALERS)}")
+    scaler = make_scaler(kind)
+    try:
+        n_features = int(params["n_features_in"])
+        n_samples = int(params["n_samples_seen"])
+        arrays = {name: np.asarray(params[name], dtype=np.float64) for name in SCALER_ATTRIBUTES[kind]}
+    except KeyError as exc:
+        raise ValueError(
+            f"{kind} scaler parameters lack {exc.args[0]!r}; write them with scaler_params"
+        ) from None
+    for name, values in arrays.items():
+        if values.shape != (n_features,):
+            raise ValueError(
+                f"{kind} scaler parameter {name!r} has shape {values.shape}, expected ({n_features},)"
+            )
+        setattr(scaler, f"{name}_", values)
+    scaler.n_features_in_ = n_features
+    # the type fit leaves: StandardScaler reduces a per-feature float64 count, MinMaxScaler keeps an int
+    scaler.n_samples_seen_ = np.float64(n_samples) if kind == "standard" else n_samples
+    return scaler
 
 
 def parse_k_values(text: str | Sequence[int]) -> list[int]:
@@ -201,9 +351,9 @@ def parse_k_values(text: str | Sequence[int]) -> list[int]:
 
 
 def train_candidate(
-    train: Any, test: Any, scaler: Any, k: int, cv_folds: int = 5, seed: int = SEED
+    train: Sequence[Row], test: Sequence[Row], scaler: Any, k: int, cv_folds: int = 5, seed: int = SEED
 ) -> tuple[Any, float, float]:
-    """Fit Pipeline(scaler, KNN(k)) on the training split; return (pipeline, test accuracy, CV accuracy).
+    """Fit Pipeline(scaler, KNN(k)) on the training rows; return (pipeline, test accuracy, CV accuracy).
 
     ``scaler`` is the scaler fitted on the training split by normalize; the pipeline keeps it as is
     (fitting KNN only), and cross-validation refits a clone per fold so no fold sees its own test rows.
@@ -214,8 +364,8 @@ def train_candidate(
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.pipeline import Pipeline
 
-    x_train, y_train = train[list(FEATURES)].to_numpy(), train[LABEL].to_numpy()
-    x_test, y_test = test[list(FEATURES)].to_numpy(), test[LABEL].to_numpy()
+    x_train, y_train = features_and_labels(train)
+    x_test, y_test = features_and_labels(test)
     smallest_fold_train = len(x_train) - -(-len(x_train) // cv_folds)
     if k > smallest_fold_train:
         raise ValueError(
@@ -228,6 +378,14 @@ def train_candidate(
     cv_model = Pipeline([("scaler", clone(scaler)), ("knn", KNeighborsClassifier(n_neighbors=k))])
     cv_accuracy = float(cross_val_score(cv_model, x_train, y_train, cv=folds).mean())
     return model, accuracy, cv_accuracy
+
+
+def features_and_labels(rows: Sequence[Row]) -> tuple[Any, Any]:
+    """``rows`` as numpy arrays: features (n, 4) float64 in centimetres and labels (n,) int64."""
+    import numpy as np
+
+    features = np.array([row[:-1] for row in rows], dtype=np.float64).reshape(len(rows), len(FEATURES))
+    return features, np.array([row[-1] for row in rows], dtype=np.int64)
 
 
 def choose_best(records: Sequence[Any]) -> Any:

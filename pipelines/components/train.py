@@ -17,18 +17,24 @@ def train(
     seed: int = 42,
 ):
     """Fit KNN(k) behind the training-split scaler; the artifact takes raw centimetre features."""
+    import json
     import os
 
     import joblib
-    import pandas as pd
 
     from pipelines import model as iris
     from pipelines.components.report import reporting
 
     with reporting("train", k=k) as info:
-        fitted_scaler = joblib.load(scaler.path)
+        with open(scaler.path, encoding="utf-8") as handle:
+            fitted_scaler = iris.scaler_from_params(json.load(handle))
         pipeline, accuracy, cv_accuracy = iris.train_candidate(
-            pd.read_csv(train.path), pd.read_csv(test.path), fitted_scaler, k, cv_folds=cv_folds, seed=seed
+            iris.read_dataset(train.path),
+            iris.read_dataset(test.path),
+            fitted_scaler,
+            k,
+            cv_folds=cv_folds,
+            seed=seed,
         )
         os.makedirs(model.path, exist_ok=True)
         model_file = os.path.join(model.path, "model.joblib")

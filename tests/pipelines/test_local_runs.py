@@ -115,9 +115,8 @@ def test_selection_serves_the_best_model_and_continues_the_chain(
 
 
 def test_selection_follows_the_tie_rule(settings: PipelinesSettings, tmp_path: Path) -> None:
-    frame = iris.load_bundled_iris()
-    train, test = iris.split(frame)
-    scaler = iris.make_scaler("standard").fit(train[list(iris.FEATURES)].to_numpy())
+    train, test = iris.split(iris.bundled_iris_rows())
+    scaler = iris.scaler_from_params(iris.scaler_params("standard", train))
     registry = SqliteRegistry(settings.registry_path)
     # equal accuracy everywhere; k=7 and k=5 share the best CV accuracy -> the smaller K (5) wins
     for k, cv in ((3, 0.90), (5, 0.97), (7, 0.97)):
