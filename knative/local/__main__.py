@@ -21,7 +21,7 @@ from pathlib import Path
 
 from events.settings import KafkaSettings
 from knative.local.manifests import ManifestError, load_manifests
-from knative.local.settings import LocalSettings
+from knative.local.settings import LocalSettings, dispatcher_kafka_settings
 
 log = logging.getLogger("knative.local")
 
@@ -63,6 +63,7 @@ def cmd_dispatch(args: argparse.Namespace) -> int:
     from knative.local.server import DispatcherServer
 
     local, kafka = _settings(args)
+    kafka = dispatcher_kafka_settings(kafka)
     manifests = load_manifests(local.manifests)
     routes = routes_from_manifests(manifests, local, broker_topic(manifests, kafka.topic))
     dispatcher = Dispatcher(routes, kafka, max_in_flight=local.max_in_flight)

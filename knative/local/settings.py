@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from events.envvars import env_int, env_seconds
-from events.settings import kfchain_home
+from events.settings import KafkaSettings, kfchain_home
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MANIFESTS = REPO_ROOT / "knative"
@@ -18,6 +18,22 @@ DEFAULT_PORTS = {"predictor": 8080, "frontend": 8081, "selector": 8091, "deploye
 DEFAULT_METRICS_PORT = 9464
 DEFAULT_KAFKA_PORT = 9092
 _PORT_VAR = re.compile(r"^KFCHAIN_([A-Z0-9_]+)_PORT$")
+
+
+#: The dispatcher's fetch wait at the broker unless ``KFCHAIN_KAFKA_FETCH_WAIT_MS`` is set. It polls
+#: one consumer group per Trigger, and Tansu answers a fetch only when the wait runs out (there is no
+#: early answer on new data), so each group costs a fetch per wait: at the library's 10 ms an idle
+#: local stack kept the broker at ~26% of a core, at 25 ms ~16%, and the pipelines' CPU-bound tasks
+#: ran faster for it (chain 11.3-11.8 s -> 9.9-10.6 s on 2 cores) while a hop waits ~8 ms more.
+DISPATCHER_FETCH_WAIT_MS = 25
+
+
+def dispatcher_kafka_settings(kafka: KafkaSettings, env: Mapping[str, str] | None = None) -> KafkaSettings:
+    """``kafka`` with the dispatcher's fetch wait, unless the environment sets one explicitly."""
+    env = os.environ if env is None else env
+    if env.get("KFCHAIN_KAFKA_FETCH_WAIT_MS"):
+        return kafka
+    return replace(kafka, fetch_wait_ms=DISPATCHER_FETCH_WAIT_MS)
 
 
 def short_name(name: str) -> str:
