@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -265,7 +266,18 @@ def test_unknown_command_is_a_usage_error(capsys, settings, chain) -> None:
 
 
 # -- --follow --------------------------------------------------------------------------------------
-def _lines_of(process: subprocess.Popen[str]) -> queue.Queue[str]:
+@contextlib.contextmanager
+def _following(env: dict[str, str], *argv: str) -> Iterator[queue.Queue[str]]:
+    """``python -m events.log <argv>`` running: yields a queue of the lines it prints; at the end it
+    gets SIGTERM and must exit 0."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "events.log", *argv],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines: queue.Queue[str] = queue.Queue()
 
     def pump() -> None:
@@ -274,31 +286,17 @@ def _lines_of(process: subprocess.Popen[str]) -> queue.Queue[str]:
             lines.put(line.rstrip("\n"))
 
     threading.Thread(target=pump, daemon=True).start()
-    return lines
+    try:
+        yield lines
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(10)
+    assert code == EXIT_OK
 
 
 def test_follow_prints_new_events_as_they_are_recorded(settings, chain, home) -> None:
     env = {**os.environ, "KFCHAIN_HOME": str(home)}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "events.log",
-            "--follow",
-            "--json",
-            "--type",
-            "pipeline.run.succeeded",
-            "--limit",
-            "1",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        lines = _lines_of(process)
+    with _following(env, "--follow", "--json", "--type", "pipeline.run.succeeded", "--limit", "1") as lines:
         first = from_json(lines.get(timeout=20))
         assert first == chain.selection_dead_letter  # the newest matching event, then it waits
         store = EventStore(settings.store_path)
@@ -309,10 +307,6 @@ def test_follow_prints_new_events_as_they_are_recorded(settings, chain, home) ->
         assert from_json(lines.get(timeout=10)) == later
         with pytest.raises(queue.Empty):
             lines.get(timeout=1.0)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(10)
-    assert code == EXIT_OK
 
 
 # -- --from-kafka ----------------------------------------------------------------------------------
@@ -466,17 +460,7 @@ def test_from_kafka_follow_prints_a_new_dead_letter(on_kafka, home) -> None:
         "KFCHAIN_TOPIC": kafka.topic,
         "KFCHAIN_DLQ_TOPIC": kafka.dlq_topic,
     }
-    argv = ["--from-kafka", "--follow", "--type", "model.rollout", "--limit", "1"]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "events.log", *argv],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        lines = _lines_of(process)
+    with _following(env, "--from-kafka", "--follow", "--type", "model.rollout", "--limit", "1") as lines:
         assert lines.get(timeout=20).split()[:1] == ["TIME"]
         assert "model.rollout.failed" in lines.get(timeout=5)
         with pytest.raises(queue.Empty):
@@ -491,10 +475,6 @@ def test_from_kafka_follow_prints_a_new_dead_letter(on_kafka, home) -> None:
         assert line.endswith("dead-lettered (code -1 from http://recorder.kfchain.svc.cluster.local)")
         with pytest.raises(queue.Empty):
             lines.get(timeout=1.0)
-    finally:
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(10)
-    assert code == EXIT_OK
 
 
 def test_from_kafka_empty_topic_exits_1(capsys, kafka_settings, settings) -> None:
