@@ -11,15 +11,36 @@ With a ``runtime`` (``kfchain-predictor``), the model spec also carries ``env``:
 ``KFCHAIN_MODEL_NAME`` (the InferenceService name, which KServe routes ``/v1/models/<name>`` by). The
 env is part of the revision's template, so during a canary each revision reports its own version.
 
-Readiness is judged from the status KServe writes: the rollout is Ready when the ``Ready``
-condition is True and the predictor's ``latestReadyRevision`` is a new revision (different from
-the one before the patch) equal to ``latestCreatedRevision``. It failed when a condition turns False
-with a failure reason or ``modelStatus`` reports a failed load, once the controller has acted on the
-change. With a canary the new revision first gets ``canaryTrafficPercent``; Ready -> the
-percentage is removed (promote: 100 % to the new revision). Not Ready in time or failed -> roll back
-(``canaryTrafficPercent: 0`` and the previous ``storageUri``) and raise :class:`RolloutFailed`
-naming the version still serving. The serving version is kept in the annotation
-``serving.kfchain.io/model-version`` (and the one before it in ``.../previous-version``).
+Readiness is judged from the status KServe writes, which depends on its deployment mode (the
+``status.deploymentMode`` KServe records, else the ``serving.kserve.io/deploymentMode`` annotation):
+
+- Serverless (``Knative`` since KServe 0.16): each change makes a Knative revision. The rollout is
+  Ready when the ``Ready`` condition is True and the predictor's ``latestReadyRevision`` is a new
+  revision (different from the one before the patch) equal to ``latestCreatedRevision``. KServe has
+  acted on the change once ``latestCreatedRevision`` moved (or ``observedGeneration`` moved and
+  reached ``metadata.generation``).
+- RawDeployment (``Standard`` since KServe 0.16): a plain Deployment, no revisions in
+  ``status.components.predictor``. ``PredictorReady`` mirrors the Deployment (Progressing
+  ``ReplicaSetUpdated`` -> Unknown, ``NewReplicaSetAvailable`` -> True, ``ProgressDeadlineExceeded``
+  or a ReplicaFailure such as ``FailedCreate`` -> False) and ``Ready`` is ``PredictorReady`` and
+  ``IngressReady`` together. ``status.observedGeneration`` is the *Deployment's* observed generation
+  (kserve#6081), not this object's ``metadata.generation``, so it is never compared with it: KServe
+  has acted once it differs from its value before the patch (the Deployment controller has seen the
+  new pod template), and the rollout is Ready when ``Ready`` is True from then on. The Ready status
+  KServe writes right after the patch, still about the old ReplicaSet, does not count. A patch that
+  changed no spec (same ``metadata.generation``) leaves KServe nothing to do: ``Ready`` decides.
+  Limits: an HPA scale between the patch and KServe's update of the Deployment also moves the
+  counter; and if KServe starts writing its own generation there (kserve#6096, open), its first
+  status after a patch would pass for the new ReplicaSet: then read the Deployment itself.
+
+Either way the rollout failed when, once KServe has acted on the change, a condition turns False
+with a failure reason (``...Fail...``, ``ExitCode``, ``ContainerMissing``; in RawDeployment also
+``ProgressDeadlineExceeded``) or ``modelStatus`` reports a failed load; a failure KServe reported
+before the patch does not count. With a canary the new revision first gets ``canaryTrafficPercent``;
+Ready -> the percentage is removed (promote: 100 % to the new revision). Not Ready in time or failed
+-> roll back (``canaryTrafficPercent: 0``, the previous ``storageUri`` and its ``env``) and raise
+:class:`RolloutFailed` naming the version still serving. The serving version is kept in the
+annotation ``serving.kfchain.io/model-version`` (and the one before it in ``.../previous-version``).
 """
 
 from __future__ import annotations
@@ -52,6 +73,11 @@ MODEL_NAME_ENV, MODEL_VERSION_ENV = "KFCHAIN_MODEL_NAME", "KFCHAIN_MODEL_VERSION
 # storageUri schemes KServe's storage initializer understands; anything else becomes pvc://.
 _STORAGE_SCHEMES = {"pvc", "s3", "gs", "hdfs", "webhdfs", "https", "http", "oci", "hf", "azure"}
 _FAILED_LOAD = {"BlockedByFailedLoad", "InvalidSpec"}
+DEPLOYMENT_MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
+# KServe's names for its plain-Deployment mode: "RawDeployment" until 0.15, "Standard" since.
+_RAW_MODES = {"RawDeployment", "Standard"}
+# A Deployment that gives up (progressDeadlineSeconds) reports this; KServe copies it to PredictorReady.
+_RAW_FAILURE_REASONS = {"ProgressDeadlineExceeded"}
 _SCALE_METRICS = ("concurrency", "rps", "cpu", "memory")
 
 
@@ -205,7 +231,7 @@ def to_manifest(isvc: V1beta1InferenceService) -> dict[str, Any]:
 
 
 class KServeRollout:
-    """:class:`services.rollout.base.RolloutBackend` for a cluster with KServe (Serverless mode)."""
+    """:class:`services.rollout.base.RolloutBackend` for a cluster with KServe (Serverless or RawDeployment)."""
 
     def __init__(
         self,
@@ -323,29 +349,23 @@ class KServeRollout:
 
     def _wait_ready(self, model_name: str, baseline: dict | None) -> dict | str:
         """The Ready object, or a string saying why it is not Ready (failed or timed out)."""
-        before = _revisions(baseline) if baseline else (None, None)
         deadline = time.monotonic() + self.settings.ready_timeout_s
         last_seen = "no status yet"
         while True:
             current = self._get(self._name(model_name))
             if current is None:
                 return "the InferenceService disappeared while rolling out"
-            created, ready_revision = _revisions(current)
-            acted = baseline is None or created != before[0] or _generation_observed(current, baseline)
+            raw = _raw_deployment(current) or (baseline is not None and _raw_deployment(baseline))
+            acted, rolled_out = (_raw_progress if raw else _serverless_progress)(current, baseline)
             if acted:
-                failure = _failure(current)
+                failure = _failure(current, raw)
                 if failure:
                     return failure
-                if _ready(current) and (
-                    (created is None and ready_revision is None)
-                    or (
-                        ready_revision is not None
-                        and ready_revision == created
-                        and ready_revision != before[1]
-                    )
-                ):
+                if rolled_out:
                     return current
                 last_seen = _condition_summary(current)
+            elif _conditions(current):
+                last_seen = f"{_condition_summary(current)}, not yet for this change"
             if time.monotonic() >= deadline:
                 return f"not Ready within {self.settings.ready_timeout_s:g} s (last status: {last_seen})"
             self.sleep(self.settings.poll_interval_s)
@@ -422,7 +442,48 @@ def _generation_observed(obj: dict, baseline: dict) -> bool:
     return observed is not None and generation is not None and observed >= generation and observed != old
 
 
-def _failure(obj: dict) -> str | None:
+def _raw_deployment(obj: dict) -> bool:
+    """Whether KServe runs ``obj`` as a plain Deployment: the mode it recorded, else the annotation."""
+    mode = (obj.get("status") or {}).get("deploymentMode") or _annotations(obj).get(
+        DEPLOYMENT_MODE_ANNOTATION
+    )
+    return mode in _RAW_MODES
+
+
+def _serverless_progress(current: dict, baseline: dict | None) -> tuple[bool, bool]:
+    """(KServe has acted on the change, the change is rolled out), judged by Knative revisions."""
+    before = _revisions(baseline) if baseline else (None, None)
+    created, ready_revision = _revisions(current)
+    acted = baseline is None or created != before[0] or _generation_observed(current, baseline)
+    rolled_out = _ready(current) and (
+        (created is None and ready_revision is None)
+        or (ready_revision is not None and ready_revision == created and ready_revision != before[1])
+    )
+    return acted, rolled_out
+
+
+def _raw_progress(current: dict, baseline: dict | None) -> tuple[bool, bool]:
+    """(KServe has acted on the change, the change is rolled out) in RawDeployment mode.
+
+    There are no revisions. ``status.observedGeneration`` is copied from the predictor Deployment's
+    ``status.observedGeneration`` (kserve#6081), not from this object's ``metadata.generation``, so
+    it is only compared with its value before the patch: it moves once the Deployment controller
+    has seen the new pod template, and the conditions written with it describe the new ReplicaSet.
+    Right after the patch KServe still propagates the old ReplicaSet's status (Ready True, old
+    observedGeneration): that does not count. A patch that changed no spec (same generation) gives
+    the controller nothing to do: the current status is the answer.
+    """
+    if baseline is None:
+        return True, _ready(current)
+    generation = (current.get("metadata") or {}).get("generation")
+    observed = (current.get("status") or {}).get("observedGeneration")
+    acted = (generation is not None and generation == (baseline.get("metadata") or {}).get("generation")) or (
+        observed is not None and observed != (baseline.get("status") or {}).get("observedGeneration")
+    )
+    return acted, _ready(current)
+
+
+def _failure(obj: dict, raw: bool = False) -> str | None:
     model_status = (obj.get("status") or {}).get("modelStatus") or {}
     if model_status.get("transitionStatus") in _FAILED_LOAD:
         info = model_status.get("lastFailureInfo") or {}
@@ -430,7 +491,9 @@ def _failure(obj: dict) -> str | None:
     for condition in _conditions(obj):
         reason = condition.get("reason") or ""
         if condition.get("status") == "False" and (
-            "Fail" in reason or reason in ("ExitCode", "ContainerMissing")
+            "Fail" in reason
+            or reason in ("ExitCode", "ContainerMissing")
+            or (raw and reason in _RAW_FAILURE_REASONS)
         ):
             return f"{condition.get('type')} is False: {reason}: {condition.get('message', '')}".rstrip(": ")
     return None
