@@ -381,7 +381,8 @@ def run_local(
     return result
 
 
-def _child_env(settings: PipelinesSettings) -> dict[str, str]:
+def local_run_env(settings: PipelinesSettings) -> dict[str, str]:
+    """The environment of a local run started in the background (``settings`` travel in it)."""
     env = dict(os.environ)
     env.update(
         KFCHAIN_HOME=str(settings.home.resolve()),
@@ -403,12 +404,11 @@ def _start_local_process(
     model_name: str,
     model_version: str,
     run_id: str,
-    cli_args: list[str],
+    argv: list[str],
 ) -> RunHandle:
     run_dir = settings.home.resolve() / "runs" / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
-    argv = [pipeline.replace("-", "_"), "--run-id", run_id, *cli_args]
-    process = start_run(argv, _child_env(settings), PROJECT_ROOT, run_dir / "submit.log")
+    process = start_run(argv, local_run_env(settings), PROJECT_ROOT, run_dir / "submit.log")
     return RunHandle(run_id, pipeline, model_name, model_version, run_dir=str(run_dir), process=process)
 
 
@@ -520,7 +520,8 @@ def submit_training(
     _check_broker(settings)
     run_id = run_id or new_run_id(TRAINING)
     if not wait:
-        cli = ["--model-name", arguments["model_name"], "--version", arguments["model_version"]]
+        cli = [TRAINING, "--run-id", run_id]
+        cli += ["--model-name", arguments["model_name"], "--version", arguments["model_version"]]
         cli += ["--k", ",".join(map(str, arguments["k_values"])), "--scaler", scaler, "--quiet"]
         if source:
             cli += ["--source", str(Path(source).resolve()) if "://" not in source else source]
@@ -569,7 +570,18 @@ def submit_selection(
         return run_local(
             MODEL_SELECTION, arguments, settings, run_id=run_id, progress=progress, verbose=verbose
         )
-    cli = [
+    argv = selection_argv(model_name, model_version, chain_id, causation_id, run_id)
+    return _start_local_process(settings, MODEL_SELECTION, model_name, model_version, run_id, argv)
+
+
+def selection_argv(
+    model_name: str, model_version: str, chain_id: str, causation_id: str, run_id: str
+) -> list[str]:
+    """The ``python -m pipelines.submit`` arguments of a background selection run."""
+    return [
+        MODEL_SELECTION.replace("-", "_"),
+        "--run-id",
+        run_id,
         "--model-name",
         model_name,
         "--version",
@@ -580,4 +592,3 @@ def submit_selection(
         causation_id,
         "--quiet",
     ]
-    return _start_local_process(settings, MODEL_SELECTION, model_name, model_version, run_id, cli)

@@ -22,9 +22,18 @@ from pathlib import Path
 from unittest import mock
 
 from events.broker import EmbeddedBroker, free_port
+from events.catalogue import MODEL_SELECTION
 from load.bench import BenchRow, Progress
 from pipelines import background
-from pipelines.runner import PROJECT_ROOT, RunResult, _child_env, submit_selection, submit_training
+from pipelines.runner import (
+    PROJECT_ROOT,
+    RunResult,
+    local_run_env,
+    new_run_id,
+    selection_argv,
+    submit_selection,
+    submit_training,
+)
 from pipelines.settings import PipelinesSettings
 
 AREA = "pipelines"
@@ -63,17 +72,14 @@ def _train(settings: PipelinesSettings, version: str) -> RunResult:
 
 def _fresh_process_selection(settings: PipelinesSettings, trained: RunResult) -> float:
     """Wall time of ``python -m pipelines.submit model_selection`` in a new interpreter (the old way)."""
-    command = [
-        sys.executable,
-        "-m",
-        "pipelines.submit",
-        "model_selection",
-        "--version",
-        trained.model_version,
-    ]
-    command += ["--chain-id", trained.chainid, "--causation-id", trained.event_id, "--quiet"]
+    argv = selection_argv(
+        "iris", trained.model_version, trained.chainid, trained.event_id, new_run_id(MODEL_SELECTION)
+    )
+    command = [sys.executable, "-m", "pipelines.submit", *argv]
     started = time.monotonic()
-    done = subprocess.run(command, env=_child_env(settings), cwd=PROJECT_ROOT, capture_output=True, text=True)
+    done = subprocess.run(
+        command, env=local_run_env(settings), cwd=PROJECT_ROOT, capture_output=True, text=True
+    )
     if done.returncode != 0:
         raise RuntimeError(f"selection run failed: {done.stdout[-800:]}{done.stderr[-800:]}")
     return time.monotonic() - started
